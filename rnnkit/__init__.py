@@ -1,0 +1,7 @@
+"""rnnkit: recurrent neural networks from their equations, in NumPy, with hand-derived BPTT."""
+from .cells import GRUCell, LSTMCell, RNNCell
+from .module import Module
+from .recurrent import GRU, LSTM, RNN
+
+__version__ = "0.1.0"
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Module"]

@@ -1,0 +1,148 @@
+"""Single-step cells, for generation, streaming and hand-written loops (torch.nn.*Cell names).
+
+    cell = LSTMCell(I, H)
+    state, cache = cell.step(x_t, state)          # explicit cache, one per step
+    dx_t, dstate_prev = cell.step_backward(dstate, cache)   # accumulates cell.grads
+
+`forward` / `backward` do the same for the most recent step only, like the layers.
+The equations, with the code's symbols, are in each class docstring.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import checks
+from .init import RECURRENT_INITS, recurrent_params
+from .module import Module
+from .recurrent import make_step
+
+
+class CellBase(Module):
+    mode = "RNN"
+
+    def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True, nonlinearity: str = "tanh",
+                 dtype=np.float32, seed: int | None = None, init_hh: str = "uniform",
+                 forget_bias: float | None = None):
+        super().__init__()
+        self.input_size = checks.positive_int("input_size", input_size)
+        self.hidden_size = checks.positive_int("hidden_size", hidden_size)
+        self.bias = bool(bias)
+        self.nonlinearity = nonlinearity
+        self.dtype = checks.float_dtype("dtype", dtype)
+        self.init_hh = checks.one_of("init_hh", init_hh, set(RECURRENT_INITS))
+        if forget_bias is not None and self.mode != "LSTM":
+            raise ValueError(f"forget_bias applies to LSTM only, got forget_bias={forget_bias!r} for {self.mode}")
+        self.forget_bias = forget_bias
+        self.step_math = make_step(self.mode, nonlinearity)
+        rng = np.random.default_rng(seed)
+        for name, value in recurrent_params(self.step_math.G, self.input_size, self.hidden_size, self.bias,
+                                            self.dtype, rng, self.init_hh, forget_bias).items():
+            self.add_param(name, value)
+        self._cache = None
+
+    def config(self) -> dict:
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size, bias=self.bias,
+                    nonlinearity=self.nonlinearity, dtype=self.dtype.name, init_hh=self.init_hh,
+                    forget_bias=self.forget_bias)
+
+    def _state(self, state, B):
+        shape = (B, self.hidden_size)
+        if self.step_math.has_c:
+            if state is None:
+                return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError(f"state for LSTMCell must be a tuple (h, c), got {type(state).__name__}")
+            return (checks.state_array("h", state[0], self.dtype, shape),
+                    checks.state_array("c", state[1], self.dtype, shape))
+        if state is None:
+            return np.zeros(shape, self.dtype), None
+        return checks.state_array("h", state, self.dtype, shape), None
+
+    def step(self, x, state=None):
+        """One step: x (B, I), state h or (h, c) each (B, H). Returns (new_state, cache)."""
+        x = checks.floating_array("input", x, self.dtype, 2, self.input_size)
+        h_prev, c_prev = self._state(state, x.shape[0])
+        p = self.params
+        xp = x @ p["weight_ih"].T
+        hp = h_prev @ p["weight_hh"].T
+        if self.bias:
+            xp += p["bias_ih"]
+            hp += p["bias_hh"]
+        saved = np.empty((x.shape[0], self.step_math.S * self.hidden_size), self.dtype)
+        h, c = self.step_math.forward(xp, hp, h_prev, c_prev, saved)
+        h = np.array(h)  # own memory: h must not alias `saved`
+        return ((h, c) if c is not None else h), (x, h_prev, c_prev, saved)
+
+    def step_backward(self, dstate, cache):
+        """Back through one step. dstate is dh, or (dh, dc) for LSTM (either may be None).
+
+        Returns (dx, dstate_prev) and adds this step's parameter gradients to grads.
+        """
+        x, h_prev, c_prev, saved = cache
+        shape = h_prev.shape
+        if self.step_math.has_c:
+            if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
+                raise TypeError(f"dstate for LSTMCell must be a tuple (dh, dc), got {type(dstate).__name__}")
+            dh, dc = dstate
+            dc = np.zeros(shape, self.dtype) if dc is None else checks.state_array("dc", dc, self.dtype, shape)
+        else:
+            dh, dc = dstate, None
+        dh = np.zeros(shape, self.dtype) if dh is None else checks.state_array("dh", dh, self.dtype, shape)
+        GH = self.step_math.G * self.hidden_size
+        dxp = np.empty((shape[0], GH), self.dtype)
+        dhp = dxp if self.step_math.shared_grad else np.empty_like(dxp)
+        dh_direct, dc_prev = self.step_math.backward(dh, dc, h_prev, c_prev, saved, dxp, dhp)
+        p, g = self.params, self.grads
+        g["weight_ih"] += dxp.T @ x
+        g["weight_hh"] += dhp.T @ h_prev
+        if self.bias:
+            g["bias_ih"] += dxp.sum(0)
+            g["bias_hh"] += dhp.sum(0)
+        dh_prev = dhp @ p["weight_hh"]                 # into h_prev, through hp
+        if dh_direct is not None:
+            dh_prev += dh_direct
+        dx = dxp @ p["weight_ih"]                      # into x, through xp
+        return dx, ((dh_prev, dc_prev) if dc_prev is not None else dh_prev)
+
+    def forward(self, input, hx=None):
+        """torch.nn.*Cell semantics: returns h', or (h', c') for LSTMCell."""
+        state, self._cache = self.step(input, hx)
+        return state
+
+    __call__ = forward
+
+    def backward(self, grad_state):
+        """Back through the most recent forward: grad_state is dh' or (dh', dc')."""
+        if self._cache is None:
+            raise ValueError("backward() called before forward(): there is no step to back-propagate")
+        cache, self._cache = self._cache, None
+        return self.step_backward(grad_state, cache)
+
+
+class RNNCell(CellBase):
+    """h = f(x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh), f = tanh or relu."""
+    mode = "RNN"
+
+
+class LSTMCell(CellBase):
+    """LSTM step, rows of W_ih and W_hh in gate order [i|f|g|o]:
+
+        i = sigmoid(x W_ii + b_ii + h_prev W_hi + b_hi)
+        f = sigmoid(x W_if + b_if + h_prev W_hf + b_hf)
+        g = tanh(x W_ig + b_ig + h_prev W_hg + b_hg)
+        o = sigmoid(x W_io + b_io + h_prev W_ho + b_ho)
+        c = f * c_prev + i * g
+        h = o * tanh(c)
+    """
+    mode = "LSTM"
+
+
+class GRUCell(CellBase):
+    """GRU step, rows of W_ih and W_hh in gate order [r|z|n]:
+
+        r = sigmoid(x W_ir + b_ir + h_prev W_hr + b_hr)
+        z = sigmoid(x W_iz + b_iz + h_prev W_hz + b_hz)
+        n = tanh(x W_in + b_in + r * (h_prev W_hn + b_hn))
+        h = (1 - z) * n + z * h_prev
+    """
+    mode = "GRU"

@@ -1,0 +1,234 @@
+"""Multi-layer, optionally bidirectional RNN, LSTM and GRU layers with PyTorch's interface.
+
+    output, h_n = RNN(...).forward(x, h0, lengths)           # GRU too
+    output, (h_n, c_n) = LSTM(...).forward(x, (h0, c0), lengths)
+    grad_x, grad_h0 = layer.backward(grad_output, grad_h_n)  # grads in layer.grads
+
+Shapes: x (T, B, I), or (B, T, I) with batch_first; output (T, B, D*H); h_n (L*D, B, H).
+Per layer and direction, the input projection of all steps is one product, the time loop
+(rnnkit.loop) does the recurrence, and the weight gradients are one product each afterwards.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import checks
+from .init import RECURRENT_INITS, recurrent_params
+from .loop import run_backward, run_forward
+from .module import Module
+from .steps import GRUStep, LSTMStep, RNNStep
+
+
+def make_step(mode: str, nonlinearity: str = "tanh"):
+    if mode == "LSTM":
+        return LSTMStep()
+    if mode == "GRU":
+        return GRUStep()
+    return RNNStep(checks.one_of("nonlinearity", nonlinearity, {"tanh", "relu"}))
+
+
+class RNNBase(Module):
+    mode = "RNN"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 nonlinearity: str = "tanh", dtype=np.float32, seed: int | None = None,
+                 init_hh: str = "uniform", forget_bias: float | None = None):
+        super().__init__()
+        self.input_size = checks.positive_int("input_size", input_size)
+        self.hidden_size = checks.positive_int("hidden_size", hidden_size)
+        self.num_layers = checks.positive_int("num_layers", num_layers)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = checks.probability("dropout", dropout)
+        self.bidirectional = bool(bidirectional)
+        self.nonlinearity = nonlinearity
+        self.dtype = checks.float_dtype("dtype", dtype)
+        self.init_hh = checks.one_of("init_hh", init_hh, set(RECURRENT_INITS))
+        if forget_bias is not None and self.mode != "LSTM":
+            raise ValueError(f"forget_bias applies to LSTM only, got forget_bias={forget_bias!r} for {self.mode}")
+        self.forget_bias = forget_bias
+        self.step = make_step(self.mode, nonlinearity)
+        self.rng = np.random.default_rng(seed)
+        D = 2 if self.bidirectional else 1
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else D * self.hidden_size
+            for d in range(D):
+                p = recurrent_params(self.step.G, in_size, self.hidden_size, self.bias, self.dtype, self.rng,
+                                     self.init_hh, forget_bias, self._suffix(layer, d))
+                for name, value in p.items():
+                    self.add_param(name, value)
+        self._cache = None
+
+    @staticmethod
+    def _suffix(layer: int, direction: int) -> str:
+        return f"_l{layer}" + ("_reverse" if direction else "")
+
+    def config(self) -> dict:
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                    bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
+                    bidirectional=self.bidirectional, nonlinearity=self.nonlinearity,
+                    dtype=self.dtype.name, init_hh=self.init_hh, forget_bias=self.forget_bias)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _weights(self, layer, d):
+        s = self._suffix(layer, d)
+        p = self.params
+        return p["weight_ih" + s], p["weight_hh" + s], p.get("bias_ih" + s), p.get("bias_hh" + s)
+
+    # --- forward ----------------------------------------------------------------------------------
+    def _check_state(self, hx, B):
+        shape = (self.num_layers * self.num_directions, B, self.hidden_size)
+        if self.step.has_c:
+            if hx is None:
+                return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"hx for LSTM must be a tuple (h_0, c_0), got {type(hx).__name__}")
+            return (checks.state_array("h_0", hx[0], self.dtype, shape),
+                    checks.state_array("c_0", hx[1], self.dtype, shape))
+        if hx is None:
+            return np.zeros(shape, self.dtype), None
+        return checks.state_array("h_0", hx, self.dtype, shape), None
+
+    def forward(self, input, hx=None, lengths=None):
+        """input (T, B, I) [or (B, T, I) with batch_first]; hx the initial state; lengths (B,) ints.
+
+        Returns output (T, B, D*H) and h_n, or (h_n, c_n) for LSTM, each (L*D, B, H).
+        """
+        x = checks.floating_array("input", input, self.dtype, 3, self.input_size)
+        if self.batch_first:
+            x = np.ascontiguousarray(x.transpose(1, 0, 2))
+        T, B, _ = x.shape
+        h0, c0 = self._check_state(hx, B)
+        mask = None
+        if lengths is not None:
+            lengths = checks.lengths_array(lengths, T, B)
+            if (lengths < T).any():
+                mask = (np.arange(T)[:, None] < lengths[None, :])[:, :, None]
+        D, H = self.num_directions, self.hidden_size
+        h_n = np.empty_like(h0)
+        c_n = np.empty_like(c0) if c0 is not None else None
+        layer_input, inputs, caches, drop_masks = x, [], [], []
+        for layer in range(self.num_layers):
+            output = np.empty((T, B, D * H), self.dtype)
+            for d in range(D):
+                W_ih, W_hh, b_ih, b_hh = self._weights(layer, d)
+                xp = layer_input @ W_ih.T                               # all steps in one product
+                if b_ih is not None:
+                    xp += b_ih
+                k = layer * D + d
+                out, h_n[k], c_last, cache = run_forward(
+                    self.step, xp, W_hh, b_hh, h0[k], None if c0 is None else c0[k], mask, reverse=d == 1)
+                if c_n is not None:
+                    c_n[k] = c_last
+                output[:, :, d * H:(d + 1) * H] = out
+                caches.append(cache)
+            inputs.append(layer_input)
+            drop = None
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                keep = 1.0 - self.dropout                               # inverted dropout between layers
+                drop = (self.rng.random(output.shape) < keep).astype(self.dtype) / keep
+                output = output * drop
+            drop_masks.append(drop)
+            layer_input = output
+        self._cache = dict(inputs=inputs, caches=caches, drop_masks=drop_masks, mask=mask, B=B, T=T)
+        if self.batch_first:
+            layer_input = np.ascontiguousarray(layer_input.transpose(1, 0, 2))
+        return layer_input, ((h_n, c_n) if c_n is not None else h_n)
+
+    __call__ = forward
+
+    # --- backward ---------------------------------------------------------------------------------
+    def backward(self, grad_output, grad_state=None):
+        """Back-propagate through the most recent forward; parameter gradients accumulate in grads.
+
+        grad_state is the gradient of h_n (or a (dh_n, dc_n) tuple for LSTM, either may be None).
+        Returns grad_input (shaped like the input) and grad_state (shaped like the initial state).
+        """
+        if self._cache is None:
+            raise ValueError("backward() called before forward(): there is no forward pass to back-propagate")
+        cache = self._cache
+        T, B = cache["T"], cache["B"]
+        D, H, L = self.num_directions, self.hidden_size, self.num_layers
+        shape_out = (B, T, D * H) if self.batch_first else (T, B, D * H)
+        dy = checks.state_array("grad_output", grad_output, self.dtype, shape_out)
+        if self.batch_first:
+            dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
+        state_shape = (L * D, B, H)
+        dh_n, dc_n = self._grad_state(grad_state, state_shape)
+        dh0 = np.empty(state_shape, self.dtype)
+        dc0 = np.empty(state_shape, self.dtype) if dc_n is not None else None
+        g = self.grads
+        for layer in range(L - 1, -1, -1):
+            if cache["drop_masks"][layer] is not None:
+                dy = dy * cache["drop_masks"][layer]
+            x = cache["inputs"][layer]
+            dx = np.zeros(x.shape, self.dtype)
+            for d in range(D):
+                k = layer * D + d
+                W_ih, W_hh, b_ih, _ = self._weights(layer, d)
+                h_prevs = cache["caches"][k][0]
+                dxp, dhp, dh0[k], dc_first = run_backward(
+                    self.step, W_hh, np.ascontiguousarray(dy[:, :, d * H:(d + 1) * H]), dh_n[k],
+                    None if dc_n is None else dc_n[k], cache["mask"], d == 1, cache["caches"][k])
+                if dc0 is not None:
+                    dc0[k] = dc_first
+                s = self._suffix(layer, d)
+                GH = dxp.shape[2]
+                dxp2, dhp2 = dxp.reshape(T * B, GH), dhp.reshape(T * B, GH)
+                g["weight_ih" + s] += dxp2.T @ x.reshape(T * B, -1)       # one product over all steps
+                g["weight_hh" + s] += dhp2.T @ h_prevs.reshape(T * B, H)
+                if b_ih is not None:
+                    g["bias_ih" + s] += dxp2.sum(0)
+                    g["bias_hh" + s] += dhp2.sum(0)
+                dx += dxp @ W_ih                                           # into this layer's input
+            dy = dx
+        self._cache = None
+        if self.batch_first:
+            dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
+        return dy, ((dh0, dc0) if dc0 is not None else dh0)
+
+    def _grad_state(self, grad_state, shape):
+        zeros = lambda: np.zeros(shape, self.dtype)  # noqa: E731
+        if self.step.has_c:
+            if grad_state is None:
+                return zeros(), zeros()
+            if not isinstance(grad_state, (tuple, list)) or len(grad_state) != 2:
+                raise TypeError(f"grad_state for LSTM must be a tuple (dh_n, dc_n), got {type(grad_state).__name__}")
+            dh, dc = grad_state
+            return (zeros() if dh is None else checks.state_array("grad_state[0]", dh, self.dtype, shape),
+                    zeros() if dc is None else checks.state_array("grad_state[1]", dc, self.dtype, shape))
+        if grad_state is None:
+            return zeros(), None
+        return checks.state_array("grad_state", grad_state, self.dtype, shape), None
+
+
+class RNN(RNNBase):
+    """Elman RNN: h_t = f(x_t @ W_ih.T + b_ih + h_{t-1} @ W_hh.T + b_hh), f = tanh or relu.
+
+    nonlinearity="relu" with init_hh="identity" is the IRNN of Le et al. (2015).
+    """
+    mode = "RNN"
+
+
+class LSTM(RNNBase):
+    """Long short-term memory; gate rows [i|f|g|o] as in torch.nn.LSTM. See rnnkit.steps.LSTMStep."""
+    mode = "LSTM"
+
+    def __init__(self, *args, **kwargs):
+        if "nonlinearity" in kwargs:
+            raise TypeError("LSTM takes no nonlinearity argument")
+        super().__init__(*args, **kwargs)
+
+
+class GRU(RNNBase):
+    """Gated recurrent unit; gate rows [r|z|n] as in torch.nn.GRU. See rnnkit.steps.GRUStep."""
+    mode = "GRU"
+
+    def __init__(self, *args, **kwargs):
+        if "nonlinearity" in kwargs:
+            raise TypeError("GRU takes no nonlinearity argument")
+        super().__init__(*args, **kwargs)
