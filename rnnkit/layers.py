@@ -45,3 +45,67 @@ class Linear(Module):
         if "bias" in self.params:
             self.grads["bias"] += dy2.sum(0)
         return dy @ self.params["weight"]
+
+
+class Embedding(Module):
+    """y = W[ids] (torch.nn.Embedding names: weight (num_embeddings, embedding_dim)), init N(0, 1)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, *, dtype=np.float32, seed: int | None = None):
+        super().__init__()
+        self.num_embeddings = checks.positive_int("num_embeddings", num_embeddings)
+        self.embedding_dim = checks.positive_int("embedding_dim", embedding_dim)
+        self.dtype = checks.float_dtype("dtype", dtype)
+        rng = np.random.default_rng(seed)
+        self.add_param("weight", rng.standard_normal((num_embeddings, embedding_dim)).astype(self.dtype))
+        self._ids = None
+
+    def forward(self, ids):
+        ids = np.asarray(ids)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"ids must hold integers, got dtype {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
+            raise ValueError(f"ids must lie in [0, {self.num_embeddings}), got values in [{ids.min()}, {ids.max()}]")
+        self._ids = ids
+        return self.params["weight"][ids]
+
+    __call__ = forward
+
+    def backward(self, dy):
+        """Scatter-add dy into the rows that were looked up; there is no input gradient."""
+        if self._ids is None:
+            raise ValueError("backward() called before forward()")
+        ids, self._ids = self._ids, None
+        np.add.at(self.grads["weight"], ids.reshape(-1), dy.reshape(-1, self.embedding_dim))
+        return None
+
+
+class Dropout(Module):
+    """Inverted dropout: y = x * m / (1 - p), m ~ Bernoulli(1 - p); the identity in eval mode.
+
+    variational=True draws one mask per sequence and feature and reuses it at every time step
+    (Gal & Ghahramani 2016); the time axis is `time_axis` (0 for (T, B, F) input).
+    """
+
+    def __init__(self, p: float = 0.5, *, variational: bool = False, time_axis: int = 0, seed: int | None = None):
+        super().__init__()
+        self.p = checks.probability("p", p)
+        self.variational = bool(variational)
+        self.time_axis = time_axis
+        self.rng = np.random.default_rng(seed)
+        self._mask = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            self._mask = None
+            return x
+        shape = list(x.shape)
+        if self.variational:
+            shape[self.time_axis] = 1
+        keep = 1.0 - self.p
+        self._mask = (self.rng.random(shape) < keep).astype(x.dtype) / np.asarray(keep, x.dtype)
+        return x * self._mask
+
+    __call__ = forward
+
+    def backward(self, dy):
+        return dy if self._mask is None else dy * self._mask
