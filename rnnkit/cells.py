@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import checks
+from . import checks, kernels
+from .grad_mode import is_grad_enabled
 from .init import RECURRENT_INITS, recurrent_params
 from .module import Module
 from .recurrent import make_step
@@ -59,19 +60,30 @@ class CellBase(Module):
         return checks.state_array("h", state, self.dtype, shape), None
 
     def step(self, x, state=None):
-        """One step: x (B, I), state h or (h, c) each (B, H). Returns (new_state, cache)."""
+        """One step: x (B, I), state h or (h, c) each (B, H). Returns (new_state, cache).
+
+        Under rnnkit.no_grad() the cache is None (nothing is kept for step_backward).
+        """
         x = checks.floating_array("input", x, self.dtype, 2, self.input_size)
         h_prev, c_prev = self._state(state, x.shape[0])
         p = self.params
+        saved = np.empty((x.shape[0], self.step_math.S * self.hidden_size), self.dtype)
+        if kernels.ENABLED and self.mode == "LSTM":         # the products and the gates in one call
+            h, c = np.empty_like(h_prev), np.empty_like(c_prev)
+            b_ih, b_hh = (p["bias_ih"], p["bias_hh"]) if self.bias else (self._zeros(), self._zeros())
+            kernels.lstm_cell_forward(x, h_prev, c_prev, p["weight_ih"], p["weight_hh"], b_ih, b_hh, saved, h, c)
+            return (h, c), ((x, h_prev, c_prev, saved) if is_grad_enabled() else None)
         xp = x @ p["weight_ih"].T
         hp = h_prev @ p["weight_hh"].T
         if self.bias:
             xp += p["bias_ih"]
             hp += p["bias_hh"]
-        saved = np.empty((x.shape[0], self.step_math.S * self.hidden_size), self.dtype)
         h, c = self.step_math.forward(xp, hp, h_prev, c_prev, saved)
         h = np.array(h)  # own memory: h must not alias `saved`
-        return ((h, c) if c is not None else h), (x, h_prev, c_prev, saved)
+        return ((h, c) if c is not None else h), ((x, h_prev, c_prev, saved) if is_grad_enabled() else None)
+
+    def _zeros(self):
+        return np.zeros(self.step_math.G * self.hidden_size, self.dtype)
 
     def step_backward(self, dstate, cache):
         """Back through one step. dstate is dh, or (dh, dc) for LSTM (either may be None).
@@ -114,7 +126,8 @@ class CellBase(Module):
     def backward(self, grad_state):
         """Back through the most recent forward: grad_state is dh' or (dh', dc')."""
         if self._cache is None:
-            raise ValueError("backward() called before forward(): there is no step to back-propagate")
+            raise ValueError("backward() called before forward(), or after a forward under rnnkit.no_grad(): "
+                             "there is no step to back-propagate")
         cache, self._cache = self._cache, None
         return self.step_backward(grad_state, cache)
 

@@ -3,14 +3,36 @@
 Packed-sequence semantics come from a boolean mask (T, B, 1): where mask[t, b] is False the state
 passes through unchanged and the output is zero. Run forward, that holds each sequence's last
 state to the end; run in reverse, it keeps the initial state until each sequence's own last step.
+
+With Numba (rnnkit.kernels.ENABLED) the whole loop is one compiled call per direction; without
+it, or with RNNKIT_NUMBA=0, each step runs the NumPy math of rnnkit.steps. Both give the same
+numbers (tests/test_kernels.py) and take the same arguments; each backward reads its own cache.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
+from . import kernels
+from .steps import GRUStep, LSTMStep, RNNStep
 
-def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse):
-    """xp: (T, B, G*H) input projections. Returns output (T, B, H), h_n, c_n and the cache."""
+
+class Cache(NamedTuple):
+    h_prevs: np.ndarray          # (T, B, H) the state each step started from
+    c_prevs: np.ndarray | None   # (T, B, H) LSTM only
+    saved: np.ndarray            # (T, B, S*H) what the step kept; fused: the gates, over xp
+    extra: np.ndarray | None     # fused only: tanh(c) for LSTM, hp_n for GRU
+    fused: bool
+
+
+def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True):
+    """xp: (T, B, G*H) input projections, overwritten. Returns output (T, B, H), h_n, c_n, cache.
+
+    keep=False (inference) keeps nothing for backward and returns cache None.
+    """
+    if kernels.ENABLED and type(step) in (RNNStep, LSTMStep, GRUStep):
+        return fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep)
     T, B, _ = xp.shape
     H = h0.shape[1]
     dt = xp.dtype
@@ -36,7 +58,7 @@ def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse):
             h = np.where(m, h_new, h)                  # padding never updates the state
             if c is not None:
                 c = np.where(m, c_new, c)
-    return out, h, c, (h_prevs, c_prevs, saved)
+    return out, h, c, (Cache(h_prevs, c_prevs, saved, None, False) if keep else None)
 
 
 def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache):
@@ -44,7 +66,9 @@ def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache):
 
     dW_hh = sum_t dhp[t].T @ h_prevs[t] is left to the caller: one product over all steps.
     """
-    h_prevs, c_prevs, saved = cache
+    if cache.fused:
+        return fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache)
+    h_prevs, c_prevs, saved = cache.h_prevs, cache.c_prevs, cache.saved
     T, B, H = dout.shape
     GH = W_hh.shape[0]
     dxp = np.empty((T, B, GH), dout.dtype)
@@ -71,3 +95,55 @@ def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache):
             if dc is not None:
                 dc += dc_skip
     return dxp, dhp, dh, dc
+
+
+# --- the fused path: one Numba call per direction -------------------------------------------------
+
+def lengths_of(mask, T, B):
+    return np.full(B, T, np.int64) if mask is None else mask[:, :, 0].sum(0).astype(np.int64)
+
+
+def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep):
+    T, B, GH = xp.shape
+    H, dt = h0.shape[1], xp.dtype
+    xp = np.ascontiguousarray(xp)
+    W_hh = np.ascontiguousarray(W_hh)
+    b_hh = np.zeros(GH, dt) if b_hh is None else np.ascontiguousarray(b_hh)
+    lengths = lengths_of(mask, T, B)
+    h = h0.copy()                                      # the kernels update the state in place
+    c = None if c0 is None else c0.copy()
+    out = np.empty((T, B, H), dt)
+    kept = (T if keep else 0, B, H)
+    h_prevs = np.empty(kept, dt)
+    c_prevs = extra = None
+    with kernels.one_blas_thread():
+        if isinstance(step, LSTMStep):
+            c_prevs, extra = np.empty(kept, dt), np.empty(kept, dt)
+            kernels.lstm_forward(xp, W_hh, b_hh, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra)
+        elif isinstance(step, GRUStep):
+            extra = np.empty(kept, dt)
+            kernels.gru_forward(xp, W_hh, b_hh, h, lengths, reverse, keep, out, h_prevs, extra)
+        else:
+            relu = step.nonlinearity == "relu"
+            kernels.rnn_forward(xp, W_hh, b_hh, h, lengths, reverse, relu, keep, out, h_prevs)
+    return out, h, c, (Cache(h_prevs, c_prevs, xp, extra, True) if keep else None)
+
+
+def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache):
+    T, B, H = dout.shape
+    saved = cache.saved                                # becomes dxp
+    W_hh = np.ascontiguousarray(W_hh)
+    dout = np.ascontiguousarray(dout)
+    lengths = lengths_of(mask, T, B)
+    dh = dh_n.copy()                                   # dh_n in, dh0 out
+    dc = None if dc_n is None else dc_n.copy()
+    dhp = saved
+    with kernels.one_blas_thread():
+        if isinstance(step, LSTMStep):
+            kernels.lstm_backward(saved, cache.extra, cache.c_prevs, W_hh, dout, dh, dc, lengths, reverse)
+        elif isinstance(step, GRUStep):
+            dhp = np.empty_like(saved)
+            kernels.gru_backward(saved, cache.extra, cache.h_prevs, W_hh, dout, dh, lengths, reverse, dhp)
+        else:
+            kernels.rnn_backward(saved, W_hh, dout, dh, lengths, reverse, step.nonlinearity == "relu")
+    return saved, dhp, dh, dc

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import checks
+from .grad_mode import is_grad_enabled
 from .init import RECURRENT_INITS, recurrent_params
 from .loop import run_backward, run_forward
 from .module import Module
@@ -109,6 +110,7 @@ class RNNBase(Module):
             if (lengths < T).any():
                 mask = (np.arange(T)[:, None] < lengths[None, :])[:, :, None]
         D, H = self.num_directions, self.hidden_size
+        keep = is_grad_enabled()                                        # False under rnnkit.no_grad()
         h_n = np.empty_like(h0)
         c_n = np.empty_like(c0) if c0 is not None else None
         layer_input, inputs, caches, drop_masks = x, [], [], []
@@ -121,7 +123,7 @@ class RNNBase(Module):
                     xp += b_ih
                 k = layer * D + d
                 out, h_n[k], c_last, cache = run_forward(
-                    self.step, xp, W_hh, b_hh, h0[k], None if c0 is None else c0[k], mask, reverse=d == 1)
+                    self.step, xp, W_hh, b_hh, h0[k], None if c0 is None else c0[k], mask, d == 1, keep)
                 if c_n is not None:
                     c_n[k] = c_last
                 output[:, :, d * H:(d + 1) * H] = out
@@ -134,7 +136,7 @@ class RNNBase(Module):
                 output = output * drop
             drop_masks.append(drop)
             layer_input = output
-        self._cache = dict(inputs=inputs, caches=caches, drop_masks=drop_masks, mask=mask, B=B, T=T)
+        self._cache = dict(inputs=inputs, caches=caches, drop_masks=drop_masks, mask=mask, B=B, T=T) if keep else None
         if self.batch_first:
             layer_input = np.ascontiguousarray(layer_input.transpose(1, 0, 2))
         return layer_input, ((h_n, c_n) if c_n is not None else h_n)
@@ -149,7 +151,8 @@ class RNNBase(Module):
         Returns grad_input (shaped like the input) and grad_state (shaped like the initial state).
         """
         if self._cache is None:
-            raise ValueError("backward() called before forward(): there is no forward pass to back-propagate")
+            raise ValueError("backward() called before forward(), or after a forward under rnnkit.no_grad(): "
+                             "there is no forward pass to back-propagate")
         cache = self._cache
         T, B = cache["T"], cache["B"]
         D, H, L = self.num_directions, self.hidden_size, self.num_layers

@@ -1,0 +1,221 @@
+"""Speed of rnnkit against PyTorch on this CPU: a training step and inference, RNN / LSTM / GRU.
+
+    python bench/speed.py            # or: rnnkit bench speed      (a few minutes)
+    python bench/speed.py --quick    # a smaller grid, a smoke test
+
+For each (mode, T, B, I, H) both libraries get the same float32 weights and input. Times are
+medians of --repeats runs after a warm-up (which also pays Numba's one-time compile or cache load):
+  train  forward + backward with every parameter gradient and the input gradient, no optimizer
+         (torch: loss = (y * dy).sum() with x.requires_grad, so it computes the same gradients);
+  infer  forward only (torch under torch.no_grad(), rnnkit under rnnkit.no_grad()).
+
+Each library runs in its own fresh subprocess per configuration, one after the other, so the two
+never share thread pools (PyTorch's OpenMP threads spin after each parallel region and would slow
+NumPy's BLAS threads in the same process) and so peak memory can be read honestly:
+  mem    the rise of the process's peak resident set (getrusage ru_maxrss) during one training
+         step, after the inputs and weights exist and after a small warm-up of the same mode, so
+         neither side is charged for loading its libraries. It is what a training step costs on
+         top of the model and the data, PyTorch's autograd graph or rnnkit's caches included.
+GFLOP/s counts the matrix products only (2 flops per multiply-add; a training step is three
+times the forward's 2*T*B*G*H*(I+H)); the ceiling is NumPy's float32 matmul on 2048x2048
+matrices, measured in the same run. Both libraries use their default thread counts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+GRID = [(50, 16, 64, 64), (100, 32, 128, 128), (100, 32, 256, 256), (100, 64, 512, 512),
+        (200, 1, 64, 128), (35, 20, 650, 650)]
+QUICK_GRID = [(50, 16, 64, 64), (200, 1, 64, 128), (35, 20, 650, 650)]
+MODES = ["RNN", "LSTM", "GRU"]
+GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
+
+
+def median_time(f, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
+
+
+# --- workers: one library, one configuration, one fresh process ----------------------------------
+
+def setup(lib, mode, T, B, I, H):
+    """The layer, a training step and an inference step for one library, same weights and data."""
+    import numpy as np
+    import rnnkit
+
+    layer = getattr(rnnkit, mode)(I, H, seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    dy = rng.standard_normal((T, B, H)).astype(np.float32)
+    if lib == "rnnkit":
+        def train():
+            layer.zero_grad()
+            y, _ = layer.forward(x)
+            layer.backward(dy)
+
+        def infer():
+            with rnnkit.no_grad():
+                layer.forward(x)
+        return train, infer
+
+    import torch
+    twin = getattr(torch.nn, mode)(I, H)
+    twin.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
+    xt, dyt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dy)
+
+    def train():
+        twin.zero_grad(set_to_none=False)
+        xt.grad = None
+        y, _ = twin(xt)
+        (y * dyt).sum().backward()
+
+    def infer():
+        with torch.no_grad():
+            twin(xt)
+    return train, infer
+
+
+def worker(lib, mode, T, B, I, H, repeats):
+    small_train, small_infer = setup(lib, mode, 4, 2, 8, 8)      # load libraries and kernels
+    small_train(), small_infer()
+    train, infer = setup(lib, mode, T, B, I, H)
+    base = peak_rss_mb()
+    train()                                                        # warm-up, and the memory probe
+    mem = peak_rss_mb() - base
+    t_train = median_time(train, repeats)
+    infer()
+    t_infer = median_time(infer, repeats)
+    print(json.dumps(dict(train=t_train, infer=t_infer, mem=mem)))
+
+
+def cell_worker(lib, repeats, steps=2000):
+    """Microseconds per step of an LSTM cell at B=1, H=I=128: inference, and with grad (cache kept)."""
+    import contextlib
+
+    import numpy as np
+    import rnnkit
+    cell = rnnkit.LSTMCell(128, 128, seed=0)
+    x = np.random.default_rng(0).standard_normal((1, 128)).astype(np.float32)
+    state = (np.zeros((1, 128), np.float32), np.zeros((1, 128), np.float32))
+    no_grad = rnnkit.no_grad
+    if lib == "torch":
+        import torch
+        twin = torch.nn.LSTMCell(128, 128)
+        twin.load_state_dict({k: torch.from_numpy(v) for k, v in cell.state_dict().items()})
+        cell, x, state, no_grad = twin, torch.from_numpy(x), tuple(map(torch.from_numpy, state)), torch.no_grad
+
+    def run_steps():
+        s = state
+        for _ in range(steps):
+            s = cell(x, s)
+    result = {}
+    for key in ("infer", "grad"):
+        with no_grad() if key == "infer" else contextlib.nullcontext():
+            run_steps()
+            result[key] = median_time(run_steps, repeats) / steps * 1e6
+    print(json.dumps(result))
+
+
+def matmul_worker(repeats, n=2048):
+    import numpy as np
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    out = np.empty_like(a)
+    np.dot(a, a, out=out)
+    print(json.dumps(dict(gflops=2 * n ** 3 / median_time(lambda: np.dot(a, a, out=out), repeats) / 1e9)))
+
+
+# --- the driver -----------------------------------------------------------------------------------
+
+def spawn(*args):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", *map(str, args)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"worker {' '.join(map(str, args))} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def forward_flops(mode, T, B, I, H):
+    return 2.0 * T * B * GATES[mode] * H * (I + H)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="a smaller grid and 3 repeats (a smoke test)")
+    p.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 5)")
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of RNN,LSTM,GRU")
+    p.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        kind, *rest = args.worker
+        if kind == "matmul":
+            return matmul_worker(int(rest[0]))
+        if kind == "cell":
+            return cell_worker(rest[0], int(rest[1]))
+        mode, *nums = rest
+        return worker(kind, mode, *map(int, nums))
+
+    repeats = args.repeats or (3 if args.quick else 5)
+    if repeats < 1:
+        raise SystemExit(f"--repeats must be a positive integer, got {repeats}")
+    modes = [m.strip().upper() for m in args.modes.split(",")]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise SystemExit(f"--modes must be a subset of {','.join(MODES)}, got {args.modes!r}")
+    grid = QUICK_GRID if args.quick else GRID
+    import numpy as np
+    import torch
+
+    ceiling = spawn("matmul", repeats)["gflops"]
+    print(f"rnnkit vs torch {torch.__version__} (default threads: {torch.get_num_threads()}), numpy {np.__version__}, "
+          f"{os.cpu_count()} CPUs, float32, median of {repeats} runs after warm-up")
+    print(f"NumPy float32 matmul ceiling (2048x2048): {ceiling:.1f} GFLOP/s")
+    head = (f"{'mode':5} {'T':>4} {'B':>3} {'I':>4} {'H':>4} | {'train ms':>9} {'torch':>8} {'ratio':>5} | "
+            f"{'infer ms':>9} {'torch':>8} {'ratio':>5} | {'GFLOP/s tr/inf':>14} {'%ceil':>5} | {'mem MB':>6} {'torch':>6}")
+    print(head)
+    print("-" * len(head))
+    rows = []
+    for mode in modes:
+        for (T, B, I, H) in grid:
+            ours = spawn("rnnkit", mode, T, B, I, H, repeats)
+            theirs = spawn("torch", mode, T, B, I, H, repeats)
+            f = forward_flops(mode, T, B, I, H)
+            gf_train, gf_infer = 3 * f / ours["train"] / 1e9, f / ours["infer"] / 1e9
+            row = dict(mode=mode, cfg=(T, B, I, H), train=theirs["train"] / ours["train"],
+                       infer=theirs["infer"] / ours["infer"], ceil=max(gf_train, gf_infer) / ceiling,
+                       mem=ours["mem"], mem_torch=theirs["mem"])
+            rows.append(row)
+            print(f"{mode:5} {T:>4} {B:>3} {I:>4} {H:>4} | {ours['train'] * 1e3:9.2f} {theirs['train'] * 1e3:8.2f} "
+                  f"{row['train']:5.2f} | {ours['infer'] * 1e3:9.2f} {theirs['infer'] * 1e3:8.2f} {row['infer']:5.2f} | "
+                  f"{gf_train:6.1f} /{gf_infer:6.1f} {100 * row['ceil']:4.0f}% | {ours['mem']:6.1f} {theirs['mem']:6.1f}",
+                  flush=True)
+    ours, theirs = spawn("cell", "rnnkit", repeats), spawn("cell", "torch", repeats)
+    print(f"streaming LSTMCell B=1 H=128, us/step: inference rnnkit {ours['infer']:.1f}  torch {theirs['infer']:.1f}"
+          f"  ratio {theirs['infer'] / ours['infer']:.2f} | with grad rnnkit {ours['grad']:.1f}  torch {theirs['grad']:.1f}"
+          f"  ratio {theirs['grad'] / ours['grad']:.2f}")
+    for key, name in (("train", "training"), ("infer", "inference")):
+        r = [row[key] for row in rows]
+        print(f"{name} torch/rnnkit: median {statistics.median(r):.2f}, min {min(r):.2f}")
+    big = [row["ceil"] for row in rows if row["cfg"][3] >= 512]
+    if big:
+        print(f"H >= 512: rnnkit reaches {100 * min(big):.0f}% to {100 * max(big):.0f}% of the matmul ceiling")
+    print("reproduce: python bench/speed.py" + (" --quick" if args.quick else "")
+          + ("" if args.repeats is None else f" --repeats {args.repeats}") + "   (or: rnnkit bench speed)")
+
+
+if __name__ == "__main__":
+    main()

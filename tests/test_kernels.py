@@ -1,0 +1,118 @@
+"""The Numba kernels equal the NumPy steps (and PyTorch); rnnkit.no_grad keeps nothing; the fallback runs."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit import kernels
+from rnnkit.gradcheck import relative_error
+
+from conftest import torch_twin
+
+pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
+CELLS = [("RNN", "tanh"), ("RNN", "relu"), ("LSTM", "tanh"), ("GRU", "tanh")]
+
+
+def make(mode, nl, dtype, **kw):
+    cls = {"RNN": rnnkit.RNN, "LSTM": rnnkit.LSTM, "GRU": rnnkit.GRU}[mode]
+    extra = dict(nonlinearity=nl) if mode == "RNN" else {}
+    return cls(5, 7, seed=1, dtype=dtype, **extra, **kw)
+
+
+def train_step(layer, x, lengths, dy, dstate):
+    layer.zero_grad()
+    out, state = layer.forward(x, None, lengths)
+    dx, dstate0 = layer.backward(dy, dstate)
+    grads = {k: g.copy() for k, g in layer.grads.items()}
+    return out, state, dx, dstate0, grads
+
+
+def flat(state):
+    return [s for s in (state if isinstance(state, tuple) else (state,)) if s is not None]
+
+
+@pytest.mark.parametrize("mode,nl", CELLS)
+def test_fused_equals_numpy_steps(mode, nl, monkeypatch):
+    rng = np.random.default_rng(0)
+    layer = make(mode, nl, np.float64, num_layers=2, bidirectional=True, bias=mode != "GRU")
+    T, B = 6, 4
+    x = rng.standard_normal((T, B, 5))
+    lengths = np.array([6, 2, 5, 1])
+    dy = rng.standard_normal((T, B, 14))
+    dh = rng.standard_normal((4, B, 7))
+    dstate = (dh, rng.standard_normal((4, B, 7))) if mode == "LSTM" else dh
+    fused = train_step(layer, x, lengths, dy, dstate)
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    plain = train_step(layer, x, lengths, dy, dstate)
+    for name, a, b in [("output", fused[0], plain[0]), ("grad of input", fused[2], plain[2])]:
+        assert relative_error(a, b) < 1e-10, name
+    for a, b in zip(flat(fused[1]) + flat(fused[3]), flat(plain[1]) + flat(plain[3])):
+        assert relative_error(a, b) < 1e-10, "state or grad of state"
+    for k in plain[4]:
+        assert relative_error(fused[4][k], plain[4][k]) < 1e-10, k
+
+
+@pytest.mark.parametrize("mode,nl", CELLS)
+def test_float32_kernels_match_torch(mode, nl):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    layer = rnnkit.RNN(9, 33, seed=2, nonlinearity=nl) if mode == "RNN" else getattr(rnnkit, mode)(9, 33, seed=2)
+    twin = torch_twin(layer)
+    x = rng.standard_normal((7, 3, 9)).astype(np.float32)
+    dy = rng.standard_normal((7, 3, 33)).astype(np.float32)
+    out, _ = layer.forward(x)
+    dx, _ = layer.backward(dy)
+    xt = torch.from_numpy(x).requires_grad_()
+    out_t, _ = twin(xt)
+    (out_t * torch.from_numpy(dy)).sum().backward()
+    assert relative_error(out, out_t.detach().numpy()) < 1e-5, "output"
+    assert relative_error(dx, xt.grad.numpy()) < 1e-4, "grad of input"
+    for name, p in twin.named_parameters():
+        assert relative_error(layer.grads[name], p.grad.numpy()) < 1e-4, name
+
+
+@pytest.mark.parametrize("mode,nl", CELLS)
+def test_no_grad_same_output_no_cache(mode, nl):
+    layer = make(mode, nl, np.float32)
+    x = np.random.default_rng(2).standard_normal((4, 3, 5)).astype(np.float32)
+    out, state = layer.forward(x, None, [4, 1, 3])
+    with rnnkit.no_grad():
+        out_ng, state_ng = layer.forward(x, None, [4, 1, 3])
+    np.testing.assert_array_equal(out, out_ng)
+    for a, b in zip(flat(state), flat(state_ng)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="no_grad"):
+        layer.backward(np.ones_like(out))
+    assert rnnkit.grad_mode.is_grad_enabled()
+
+
+@pytest.mark.parametrize("B", [1, 3])
+def test_lstm_cell_kernel_equals_numpy_step(B, monkeypatch):
+    cell = rnnkit.LSTMCell(6, 5, seed=3, dtype=np.float64)
+    rng = np.random.default_rng(3)
+    x, h, c = rng.standard_normal((B, 6)), rng.standard_normal((B, 5)), rng.standard_normal((B, 5))
+    dh, dc = rng.standard_normal((B, 5)), rng.standard_normal((B, 5))
+    (h1, c1), cache = cell.step(x, (h, c))
+    dx, (dh0, dc0) = cell.step_backward((dh, dc), cache)
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    (h2, c2), cache2 = cell.step(x, (h, c))
+    dx2, (dh02, dc02) = cell.step_backward((dh, dc), cache2)
+    for name, a, b in [("h", h1, h2), ("c", c1, c2), ("dx", dx, dx2), ("dh_prev", dh0, dh02), ("dc_prev", dc0, dc02)]:
+        assert relative_error(a, b) < 1e-10, name
+    with rnnkit.no_grad():
+        assert cell.step(x, (h, c))[1] is None
+        cell.forward(x, (h, c))
+    with pytest.raises(ValueError, match="no_grad"):
+        cell.backward((dh, dc))
+
+
+def test_numba_off_by_environment():
+    code = ("import numpy as np, rnnkit; from rnnkit import kernels; assert not kernels.ENABLED; "
+            "l = rnnkit.LSTM(3, 4, seed=0); y, _ = l.forward(np.ones((2, 1, 3), np.float32)); "
+            "l.backward(np.ones_like(y)); print('ok')")
+    env = dict(os.environ, RNNKIT_NUMBA="0")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr
