@@ -20,13 +20,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from . import demo
+    from . import demo, lm, adding, diagnose, tag, sentiment, bench, music, forecast, translate
 
     parser = Parser(prog="rnnkit", description="Recurrent neural networks in NumPy.")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     train = verbs.add_parser("train", help="train a model for a task")
     train_tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
-    for module in (demo,):
+    for module in (demo, lm, adding, diagnose, tag, sentiment, bench, music, forecast, translate):
         module.register(verbs, train_tasks)
     return parser
 
