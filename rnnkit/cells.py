@@ -13,9 +13,9 @@ import numpy as np
 
 from . import checks, kernels
 from .grad_mode import is_grad_enabled
-from .init import RECURRENT_INITS, recurrent_params
+from .init import recurrent_params
 from .module import Module
-from .recurrent import make_step
+from .recurrent import set_cell_arguments
 
 
 class CellBase(Module):
@@ -25,16 +25,8 @@ class CellBase(Module):
                  dtype=np.float32, seed: int | None = None, init_hh: str = "uniform",
                  forget_bias: float | None = None):
         super().__init__()
-        self.input_size = checks.positive_int("input_size", input_size)
-        self.hidden_size = checks.positive_int("hidden_size", hidden_size)
-        self.bias = bool(bias)
-        self.nonlinearity = nonlinearity
-        self.dtype = checks.float_dtype("dtype", dtype)
-        self.init_hh = checks.one_of("init_hh", init_hh, set(RECURRENT_INITS))
-        if forget_bias is not None and self.mode != "LSTM":
-            raise ValueError(f"forget_bias applies to LSTM only, got forget_bias={forget_bias!r} for {self.mode}")
-        self.forget_bias = forget_bias
-        self.step_math = make_step(self.mode, nonlinearity)
+        self.step_math = set_cell_arguments(self, input_size, hidden_size, bias, nonlinearity, dtype, init_hh,
+                                            forget_bias)
         rng = np.random.default_rng(seed)
         for name, value in recurrent_params(self.step_math.G, self.input_size, self.hidden_size, self.bias,
                                             self.dtype, rng, self.init_hh, forget_bias).items():
@@ -47,17 +39,8 @@ class CellBase(Module):
                     forget_bias=self.forget_bias)
 
     def _state(self, state, B):
-        shape = (B, self.hidden_size)
-        if self.step_math.has_c:
-            if state is None:
-                return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
-            if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError(f"state for LSTMCell must be a tuple (h, c), got {type(state).__name__}")
-            return (checks.state_array("h", state[0], self.dtype, shape),
-                    checks.state_array("c", state[1], self.dtype, shape))
-        if state is None:
-            return np.zeros(shape, self.dtype), None
-        return checks.state_array("h", state, self.dtype, shape), None
+        return checks.recurrent_state(state, (B, self.hidden_size), self.dtype, self.step_math.has_c,
+                                      "state for LSTMCell", ("h", "c"))
 
     def step(self, x, state=None):
         """One step: x (B, I), state h or (h, c) each (B, H). Returns (new_state, cache).
@@ -91,17 +74,10 @@ class CellBase(Module):
         Returns (dx, dstate_prev) and adds this step's parameter gradients to grads.
         """
         x, h_prev, c_prev, saved = cache
-        shape = h_prev.shape
-        if self.step_math.has_c:
-            if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
-                raise TypeError(f"dstate for LSTMCell must be a tuple (dh, dc), got {type(dstate).__name__}")
-            dh, dc = dstate
-            dc = np.zeros(shape, self.dtype) if dc is None else checks.state_array("dc", dc, self.dtype, shape)
-        else:
-            dh, dc = dstate, None
-        dh = np.zeros(shape, self.dtype) if dh is None else checks.state_array("dh", dh, self.dtype, shape)
+        dh, dc = checks.recurrent_state(dstate, h_prev.shape, self.dtype, self.step_math.has_c,
+                                        "dstate for LSTMCell", ("dh", "dc"))
         GH = self.step_math.G * self.hidden_size
-        dxp = np.empty((shape[0], GH), self.dtype)
+        dxp = np.empty((h_prev.shape[0], GH), self.dtype)
         dhp = dxp if self.step_math.shared_grad else np.empty_like(dxp)
         dh_direct, dc_prev = self.step_math.backward(dh, dc, h_prev, c_prev, saved, dxp, dhp)
         p, g = self.params, self.grads

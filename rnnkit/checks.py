@@ -66,3 +66,21 @@ def lengths_array(value, T: int, B: int) -> np.ndarray:
     if B and (arr.min() < 1 or arr.max() > T):
         raise ValueError(f"lengths must lie in [1, {T}] (the sequence length), got {arr.tolist()}")
     return arr.astype(np.int64)
+
+
+def recurrent_state(value, shape: tuple, dtype: np.dtype, has_c: bool, arg: str, parts: tuple[str, str]):
+    """A state h, or (h, c) when has_c, each exactly `shape`; None (or a None part) means zeros.
+
+    `arg` names the argument in errors ("hx for LSTM"), `parts` its two halves ("h_0", "c_0").
+    Returns (h, c), with c None when not has_c.
+    """
+    def one(name, v):
+        return np.zeros(shape, dtype) if v is None else state_array(name, v, dtype, shape)
+
+    if not has_c:
+        return one(parts[0], value), None
+    if value is None:
+        return one(parts[0], None), one(parts[1], None)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{arg} must be a tuple ({parts[0]}, {parts[1]}), got {type(value).__name__}")
+    return one(parts[0], value[0]), one(parts[1], value[1])

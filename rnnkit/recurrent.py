@@ -20,6 +20,20 @@ from .module import Module
 from .steps import GRUStep, LSTMStep, RNNStep
 
 
+def set_cell_arguments(module, input_size, hidden_size, bias, nonlinearity, dtype, init_hh, forget_bias):
+    """Check and set the arguments that layers and cells share; returns the step math for module.mode."""
+    module.input_size = checks.positive_int("input_size", input_size)
+    module.hidden_size = checks.positive_int("hidden_size", hidden_size)
+    module.bias = bool(bias)
+    module.nonlinearity = nonlinearity
+    module.dtype = checks.float_dtype("dtype", dtype)
+    module.init_hh = checks.one_of("init_hh", init_hh, set(RECURRENT_INITS))
+    if forget_bias is not None and module.mode != "LSTM":
+        raise ValueError(f"forget_bias applies to LSTM only, got forget_bias={forget_bias!r} for {module.mode}")
+    module.forget_bias = forget_bias
+    return make_step(module.mode, nonlinearity)
+
+
 def make_step(mode: str, nonlinearity: str = "tanh"):
     if mode == "LSTM":
         return LSTMStep()
@@ -36,20 +50,11 @@ class RNNBase(Module):
                  nonlinearity: str = "tanh", dtype=np.float32, seed: int | None = None,
                  init_hh: str = "uniform", forget_bias: float | None = None):
         super().__init__()
-        self.input_size = checks.positive_int("input_size", input_size)
-        self.hidden_size = checks.positive_int("hidden_size", hidden_size)
+        self.step = set_cell_arguments(self, input_size, hidden_size, bias, nonlinearity, dtype, init_hh, forget_bias)
         self.num_layers = checks.positive_int("num_layers", num_layers)
-        self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.dropout = checks.probability("dropout", dropout)
         self.bidirectional = bool(bidirectional)
-        self.nonlinearity = nonlinearity
-        self.dtype = checks.float_dtype("dtype", dtype)
-        self.init_hh = checks.one_of("init_hh", init_hh, set(RECURRENT_INITS))
-        if forget_bias is not None and self.mode != "LSTM":
-            raise ValueError(f"forget_bias applies to LSTM only, got forget_bias={forget_bias!r} for {self.mode}")
-        self.forget_bias = forget_bias
-        self.step = make_step(self.mode, nonlinearity)
         self.rng = np.random.default_rng(seed)
         D = 2 if self.bidirectional else 1
         for layer in range(self.num_layers):
@@ -83,16 +88,7 @@ class RNNBase(Module):
     # --- forward ----------------------------------------------------------------------------------
     def _check_state(self, hx, B):
         shape = (self.num_layers * self.num_directions, B, self.hidden_size)
-        if self.step.has_c:
-            if hx is None:
-                return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError(f"hx for LSTM must be a tuple (h_0, c_0), got {type(hx).__name__}")
-            return (checks.state_array("h_0", hx[0], self.dtype, shape),
-                    checks.state_array("c_0", hx[1], self.dtype, shape))
-        if hx is None:
-            return np.zeros(shape, self.dtype), None
-        return checks.state_array("h_0", hx, self.dtype, shape), None
+        return checks.recurrent_state(hx, shape, self.dtype, self.step.has_c, "hx for LSTM", ("h_0", "c_0"))
 
     def forward(self, input, hx=None, lengths=None):
         """input (T, B, I) [or (B, T, I) with batch_first]; hx the initial state; lengths (B,) ints.
@@ -131,8 +127,8 @@ class RNNBase(Module):
             inputs.append(layer_input)
             drop = None
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
-                keep = 1.0 - self.dropout                               # inverted dropout between layers
-                drop = (self.rng.random(output.shape) < keep).astype(self.dtype) / keep
+                p_keep = 1.0 - self.dropout                             # inverted dropout between layers
+                drop = (self.rng.random(output.shape) < p_keep).astype(self.dtype) / p_keep
                 output = output * drop
             drop_masks.append(drop)
             layer_input = output
@@ -195,18 +191,8 @@ class RNNBase(Module):
         return dy, ((dh0, dc0) if dc0 is not None else dh0)
 
     def _grad_state(self, grad_state, shape):
-        zeros = lambda: np.zeros(shape, self.dtype)  # noqa: E731
-        if self.step.has_c:
-            if grad_state is None:
-                return zeros(), zeros()
-            if not isinstance(grad_state, (tuple, list)) or len(grad_state) != 2:
-                raise TypeError(f"grad_state for LSTM must be a tuple (dh_n, dc_n), got {type(grad_state).__name__}")
-            dh, dc = grad_state
-            return (zeros() if dh is None else checks.state_array("grad_state[0]", dh, self.dtype, shape),
-                    zeros() if dc is None else checks.state_array("grad_state[1]", dc, self.dtype, shape))
-        if grad_state is None:
-            return zeros(), None
-        return checks.state_array("grad_state", grad_state, self.dtype, shape), None
+        return checks.recurrent_state(grad_state, shape, self.dtype, self.step.has_c, "grad_state for LSTM",
+                                      ("grad_state[0]", "grad_state[1]") if self.step.has_c else ("grad_state", ""))
 
 
 class RNN(RNNBase):

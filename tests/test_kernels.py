@@ -116,3 +116,11 @@ def test_numba_off_by_environment():
     env = dict(os.environ, RNNKIT_NUMBA="0")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr
+
+
+def test_no_grad_keeps_nothing_with_dropout_between_layers():
+    layer = rnnkit.LSTM(3, 4, num_layers=3, dropout=0.3, seed=0)   # training mode: dropout is drawn
+    with rnnkit.no_grad():
+        out, _ = layer.forward(np.ones((5, 2, 3), np.float32))
+    with pytest.raises(ValueError, match="no_grad"):
+        layer.backward(np.ones_like(out))
