@@ -187,3 +187,16 @@ def load(path, which: str = "latest") -> Checkpoint:
             ckpt.optimizer = dict(opt, arrays={k[len("opt."):]: v for k, v in arrays.items()
                                                if k.startswith("opt.")})
     return ckpt
+
+
+def load_task(path, tasks, which: str = "best", needs_vocab: bool = False) -> Checkpoint:
+    """A checkpoint that `rnnkit train <task>` wrote for one of `tasks`; any other raises ValueError."""
+    tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+    ck = load(path, which)
+    task = ck.config.get("task")
+    if task not in tasks:
+        raise ValueError(f"checkpoint {str(ck.path)!r} is not a {' or '.join(tasks)} model (task {task!r}); "
+                         f"train one with `rnnkit train {tasks[0]}`")
+    if needs_vocab and ck.vocab is None:
+        raise ValueError(f"checkpoint {str(ck.path)!r} has no vocab.json")
+    return ck

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .cells import CellBase, GRUCell, LSTMCell, RNNCell
+from .plots import pyplot, save_png
 from .recurrent import RNNBase
 
 GATES = {"RNN": ("h",), "LSTM": ("i", "f", "g", "o"), "GRU": ("r", "z", "n")}
@@ -143,10 +144,7 @@ def gradient_flow(module, x, loss_grad: Callable[[np.ndarray], tuple[float, np.n
 
 def plot_gradient_flow(flows: list[GradientFlow], path: str, title: str = "") -> str:
     """Two panels, log scale: ||dL/dh_t|| against t, and ||dh_{T-1}/dh_t|| against steps back. A PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     tiny = np.finfo(np.float64).tiny                           # log axes cannot show 0
@@ -167,6 +165,4 @@ def plot_gradient_flow(flows: list[GradientFlow], path: str, title: str = "") ->
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=100)

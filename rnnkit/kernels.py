@@ -37,7 +37,6 @@ ENABLED = numba is not None
 
 def _blas_thread_setter():
     """OpenBLAS's thread-local thread count for the BLAS that Numba calls (SciPy's), if found."""
-    import contextlib
     import ctypes
     import glob
     try:

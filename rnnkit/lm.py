@@ -179,11 +179,7 @@ def train_wordlm(cfg: WordLMConfig, log=None) -> TrainResult:
 
 def load_lm(path, which: str = "latest"):
     """(model in eval mode, vocabulary, config.json) from a run folder or checkpoint folder."""
-    ck = ckpt_io.load(path, which)
-    if ck.config.get("task") not in ("charlm", "wordlm"):
-        raise ValueError(f"checkpoint {str(ck.path)!r} is not a language model (task {ck.config.get('task')!r})")
-    if ck.vocab is None:
-        raise ValueError(f"checkpoint {str(ck.path)!r} has no vocab.json")
+    ck = ckpt_io.load_task(path, ("charlm", "wordlm"), which, needs_vocab=True)
     vocab = vocab_from_json(ck.vocab)
     model = model_from_config(ck.config.get("model_class"), ck.config.get("model", {}))
     model.load_state_dict(ck.weights)

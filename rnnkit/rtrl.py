@@ -33,10 +33,7 @@ import numpy as np
 from . import checks
 from .cells import CellBase
 from .recurrent import RNNBase
-
-
-def _sigmoid(a):
-    return 0.5 * (1.0 + np.tanh(0.5 * a))
+from .steps import sigmoid
 
 
 def _col(v):
@@ -139,7 +136,7 @@ class RTRL:
     def _lstm(self, xp, hp, h_prev, dXP, dHP):
         H = self.H
         a = xp + hp
-        i, f, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H]), _sigmoid(a[:, 3 * H:])
+        i, f, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]), sigmoid(a[:, 3 * H:])
         g = np.tanh(a[:, 2 * H:3 * H])
         c_prev = self.c
         c = f * c_prev + i * g
@@ -159,8 +156,8 @@ class RTRL:
 
     def _gru(self, xp, hp, h_prev, dXP, dHP):
         H = self.H
-        r = _sigmoid(xp[:, :H] + hp[:, :H])
-        z = _sigmoid(xp[:, H:2 * H] + hp[:, H:2 * H])
+        r = sigmoid(xp[:, :H] + hp[:, :H])
+        z = sigmoid(xp[:, H:2 * H] + hp[:, H:2 * H])
         hp_n = hp[:, 2 * H:]
         n = np.tanh(xp[:, 2 * H:] + r * hp_n)
         h = (1 - z) * n + z * h_prev

@@ -50,7 +50,6 @@ stopped would. curves.png (loss against step and wall-clock time) is written bes
 """
 from __future__ import annotations
 
-import io
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -60,7 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt_io
-from .module import atomic_write
+from .plots import pyplot, save_png
 from .optim import clip_grad_norm, clip_grad_value
 
 
@@ -195,9 +194,7 @@ class Trainer:
         """curves.png beside the checkpoints: loss against step and against wall-clock time."""
         if self.out is None or not self.history["train"]:
             return
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         tr = np.array(self.history["train"], dtype=float)
         va = [(s, t, m["loss"]) for s, t, m in self.history["val"]]
@@ -212,10 +209,7 @@ class Trainer:
             ax.grid(alpha=0.3)
             ax.legend()
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=80)
-        plt.close(fig)
-        atomic_write(str(self.out / "curves.png"), buf.getvalue())
+        save_png(fig, str(self.out / "curves.png"), dpi=80)
 
     # --- validation -----------------------------------------------------------------------------
     def validate(self) -> tuple[dict, bool]:

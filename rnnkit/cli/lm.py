@@ -10,8 +10,8 @@ def register(verbs, train_tasks):
     from ..lm import CharLMConfig, WordLMConfig
 
     p = train_tasks.add_parser("charlm", help="train a character-level language model on a text file",
-                               description="Train a character-level language model: the first 90%% of --text "
-                                           "trains, the last 10%% validates. Checkpoints and curves.png go to --out; "
+                               description="Train a character-level language model: the first 90% of --text "
+                                           "trains, the last 10% validates. Checkpoints and curves.png go to --out; "
                                            "running again with the same --out resumes.")
     add_config_options(p, CharLMConfig, required={"text", "out"})
     p.set_defaults(func=run_train, config_class=CharLMConfig)

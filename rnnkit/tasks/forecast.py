@@ -24,7 +24,6 @@ first 1 - valid_fraction and stops early on the rest, the AR and ARIMA fits use 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import warnings
@@ -37,6 +36,7 @@ from .. import checks, optim
 from .. import checkpoint as ckpt_io
 from ..models import ManyToMany, ModelConfig
 from ..module import atomic_write
+from ..plots import pyplot, save_png
 from ..paths import data_path
 from ..train import Trainer, TrainConfig
 
@@ -299,9 +299,7 @@ def format_tables(tabs: dict, name: str) -> str:
 
 def plot_forecasts(path, series: Series, origins: np.ndarray, paths: dict, horizon: int, log_scale: bool) -> None:
     """Actual series over the test period against 1-step and `horizon`-step forecasts of each model."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     y = series.values
     fig, axes = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
@@ -319,17 +317,12 @@ def plot_forecasts(path, series: Series, origins: np.ndarray, paths: dict, horiz
     ticks = np.linspace(origins[0], len(y) - 1, 8).astype(int)
     axes[1].set_xticks(ticks, [series.labels[i] for i in ticks], fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    atomic_write(str(path), buf.getvalue())
+    save_png(fig, str(path), dpi=80)
 
 
 def plot_future(path, series: Series, forecast: np.ndarray, history: int = 120) -> None:
     """The last `history` values of the series and the forecast that follows them."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     y, n = series.values, len(series.values)
     start = max(0, n - history)
@@ -342,10 +335,7 @@ def plot_future(path, series: Series, forecast: np.ndarray, history: int = 120) 
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    atomic_write(str(path), buf.getvalue())
+    save_png(fig, str(path), dpi=80)
 
 
 # --- training ---------------------------------------------------------------------------------------
@@ -461,9 +451,7 @@ def train_forecast(cfg: ForecastConfig, log=None) -> dict:
 
 def load_forecaster(path, which: str = "best"):
     """(model in eval mode, config.json) from a run folder or checkpoint folder of `rnnkit train forecast`."""
-    ck = ckpt_io.load(path, which if (Path(path) / f"{which}.json").exists() else "latest")
-    if ck.config.get("task") != "forecast":
-        raise ValueError(f"checkpoint {str(ck.path)!r} is not a forecasting model (task {ck.config.get('task')!r})")
+    ck = ckpt_io.load_task(path, "forecast", which)
     model = ManyToMany.from_config(ck.config["model"])
     model.load_state_dict(ck.weights)
     return model.eval(), ck.config

@@ -30,6 +30,7 @@ from .. import checks, optim
 from .. import checkpoint as ckpt_io
 from ..models import ManyToMany, ModelConfig
 from ..module import atomic_write
+from ..plots import pyplot, save_png
 from ..paths import data_path
 from ..train import Trainer, TrainConfig
 
@@ -219,7 +220,7 @@ def train_music(cfg: MusicConfig, log=None) -> dict:
     trainer = Trainer(model, opt, music_batches(data["train"], cfg.batch, cfg.seed),
                       evaluate=lambda m: evaluate_nll(m, data["valid"]), config=tc, meta=meta, log=log)
     result = trainer.fit()
-    best = ckpt_io.load(cfg.out, "best" if (Path(cfg.out) / "best.json").exists() else "latest")
+    best = ckpt_io.load(cfg.out, "best")
     model.load_state_dict(best.weights)
     model.eval()
     return {"cell": cfg.cell, "hidden": model.cfg.hidden, "params": model.num_parameters(),
@@ -231,10 +232,7 @@ def train_music(cfg: MusicConfig, log=None) -> dict:
 
 def load_music(path, which: str = "best"):
     """(model in eval mode, config.json) from a run folder or checkpoint folder of `rnnkit train music`."""
-    folder = ckpt_io.resolve(path, which) if (Path(path) / f"{which}.json").exists() else ckpt_io.resolve(path)
-    ck = ckpt_io.load(folder)
-    if ck.config.get("task") != "music":
-        raise ValueError(f"checkpoint {str(ck.path)!r} is not a music model (task {ck.config.get('task')!r})")
+    ck = ckpt_io.load_task(path, "music", which)
     model = PianoRollModel.from_config(ck.config["model"])
     model.load_state_dict(ck.weights)
     return model.eval(), ck.config
@@ -305,9 +303,7 @@ def read_midi_roll(path) -> np.ndarray:
 
 
 def plot_roll(roll: np.ndarray, path, title: str = "sampled piano roll") -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     roll = np.asarray(roll)
     fig, ax = plt.subplots(figsize=(max(6.0, roll.shape[0] / 10), 4))
@@ -321,7 +317,4 @@ def plot_roll(roll: np.ndarray, path, title: str = "sampled piano roll") -> None
     ax.set_title(title)
     ax.grid(alpha=0.2)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write(str(path), buf.getvalue())
+    save_png(fig, str(path), dpi=90)

@@ -283,8 +283,7 @@ def fit_one(config: SentimentConfig, sentences, labels, out_dir, log=print):
     trainer.fit()
     if out_dir:
         from .. import checkpoint as ckpt_io
-        which = "best" if (Path(out_dir) / "best.json").exists() else "latest"
-        model.load_state_dict(ckpt_io.load(out_dir, which).weights)
+        model.load_state_dict(ckpt_io.load(out_dir, "best").weights)
     return model, vocab, evaluate(model, dev, dev_y)
 
 
@@ -355,10 +354,7 @@ class Classifier:
     def load(cls, path):
         from .. import checkpoint as ckpt_io
 
-        which = "best" if (Path(path) / "best.json").exists() else "latest"
-        ck = ckpt_io.load(path, which)
-        if ck.config.get("task") != "sentiment" or ck.vocab is None:
-            raise ValueError(f"{str(path)!r} does not hold a sentiment model (train one with `rnnkit train sentiment`)")
+        ck = ckpt_io.load_task(path, "sentiment", needs_vocab=True)
         model = SentimentModel(**ck.config["model"])
         model.load_state_dict(ck.weights)
         return cls(model, WordIds.from_json(ck.vocab))

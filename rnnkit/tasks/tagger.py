@@ -349,14 +349,9 @@ class TaggerRunner:
 
     @classmethod
     def load(cls, path):
-        from pathlib import Path
-
         from .. import checkpoint as ckpt_io
 
-        which = "best" if (Path(path) / "best.json").exists() else "latest"
-        ck = ckpt_io.load(path, which)
-        if ck.config.get("task") != "tagger" or ck.vocab is None:
-            raise ValueError(f"{str(path)!r} does not hold a tagger (train one with `rnnkit train tagger`)")
+        ck = ckpt_io.load_task(path, "tagger", needs_vocab=True)
         vocab = TaggerVocab.from_json(ck.vocab)
         known = {f.name for f in fields(TaggerConfig)}
         config = TaggerConfig(**{k: v for k, v in ck.config["tagger"].items() if k in known})
