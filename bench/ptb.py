@@ -4,7 +4,9 @@
     python bench/ptb.py --max-steps 5      # a smoke test
 
 2 LSTM layers of 200 units, unroll 20, batch 20, 13 epochs, SGD lr 1 halved every epoch after the
-4th, gradients clipped at global norm 5, weights U(-0.1, 0.1), no dropout. Data:
+4th, gradients clipped at global norm 5, weights U(-0.1, 0.1), no dropout. Zaremba's loss is summed
+over the 20 unrolled steps; rnnkit's is the mean over all tokens, 20 times smaller, so the same
+updates are lr 20 and clip 0.25 here (WordLMConfig's defaults). Data:
 $RNNKIT_DATA/ptb/ptb.{train,valid,test}.txt. Validation after every epoch (10 streams); the test
 set is read as one stream at the end. Any WordLMConfig field can be overridden; --help lists them.
 BLAS runs on one thread unless OPENBLAS_NUM_THREADS is set.

@@ -60,7 +60,8 @@ def main():
         val_beam = tr.bleu(val_src, val_ref, beam=args.beam)
         rows.append((v, report, train_wall, test_ppl, greedy, beam, val_beam))
         print(f"{v}: {report.parameters:,} parameters; {report.steps} steps, {report.epochs} epochs, "
-              f"{report.train_seconds / 60:.1f} min training ({train_wall / 60:.1f} min with data and subwords)")
+              f"{report.train_seconds / 60:.1f} min training in all (resumes included); this invocation "
+              f"{train_wall / 60:.1f} min wall with data and subwords")
         print(f"{v}: perplexity per subword: validation {report.valid_ppl:.2f}, test {test_ppl:.2f}")
         print(f"{v}: test sacreBLEU greedy {greedy['bleu']:.2f} (lowercased {greedy['bleu_lc']:.2f}) "
               f"in {t2 - t1:.0f} s; "

@@ -77,7 +77,11 @@ class WordLMConfig(LMConfig):
     unroll: int = 20
     eval_batch: int = 10
     optimizer: str = "sgd"
-    lr: float = 1.0
+    # Zaremba et al. use lr 1 and clip 5 on the loss summed over the unroll (mean over the batch);
+    # rnnkit's loss is the mean over all unroll * batch tokens, a factor `unroll` smaller, so the
+    # same updates are lr = 1 * unroll and clip = 5 / unroll.
+    lr: float = 20.0
+    clip: float = 0.25
     schedule: str = "step"
     init_scale: float | None = 0.1
     max_epochs: int | None = 13

@@ -276,14 +276,9 @@ class Translator:
         src_pieces = [sp_src.id_to_piece(i) for i in self.subwords.encode_src([sentence])[0][:-1]] + ["</s>"]
         tgt_pieces = [sp_tgt.id_to_piece(int(i)) for i in h.tokens]
         tgt_pieces += ["</s>"] * (h.attention.shape[0] - len(tgt_pieces))
-        import io
+        from ..plots import pyplot, save_png
 
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from ..module import atomic_write
-
+        plt = pyplot()
         A = h.attention
         fig, ax = plt.subplots(figsize=(1.0 + 0.45 * A.shape[1], 1.0 + 0.4 * A.shape[0]))
         ax.imshow(A, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
@@ -293,23 +288,14 @@ class Translator:
         ax.set_ylabel("translation")
         ax.set_title(f"{self.model.attention} attention", fontsize=10)
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        plt.close(fig)
-        atomic_write(str(path), buf.getvalue())
-        return str(path)
+        return save_png(fig, path, dpi=100)
 
 
 def load_translator(path, which: str = "best") -> Translator:
     """The translator saved in a run folder (its best checkpoint, else the latest) or a checkpoint folder."""
     from .. import checkpoint as ckpt_io
 
-    path = Path(path)
-    if path.is_dir() and which == "best" and not (path / "best.json").exists():
-        which = "latest"
-    ck = ckpt_io.load(path, which)
-    if ck.config.get("task") != "translate":
-        raise ValueError(f"{str(path)!r} holds a {ck.config.get('task')!r} model, not a translation model")
+    ck = ckpt_io.load_task(path, "translate", which, needs_vocab=True)
     model = Seq2Seq(**ck.config["model"])
     model.load_state_dict(ck.weights)
     return Translator(model, Subwords.from_json(ck.vocab), ck.config["translate"].get("len_alpha", 0.7))
@@ -401,8 +387,9 @@ def train_translate(config: TranslateConfig, log=print) -> TranslateReport:
     schedule.trainer = trainer
     result = trainer.fit()
     best = result.best_val_loss if result.best_val_loss is not None else float("nan")
-    log(f"trained {result.steps} steps ({result.epochs} epochs) in {result.seconds / 60:.1f} min "
-        f"({(time.perf_counter() - t0) / 60:.1f} min with data loading); best validation loss {best:.4f} "
+    log(f"trained {result.steps} steps ({result.epochs} epochs), {result.seconds / 60:.1f} min of training in all "
+        f"(this call {(time.perf_counter() - t0) / 60:.1f} min wall, data loading included); "
+        f"best validation loss {best:.4f} "
         f"(perplexity {math.exp(min(best, 50.0)):.2f}); stopped by {result.stopped}")
     return TranslateReport(model.num_parameters(), result.steps, result.epochs, result.seconds, best,
                            math.exp(min(best, 50.0)), result.stopped)
