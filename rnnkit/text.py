@@ -6,22 +6,14 @@
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+
+from .paths import read_user_text
 
 
 def read_text(path, min_chars: int = 2) -> str:
     """The whole file as UTF-8 text; a missing, unreadable, empty or too-short file raises one clear error."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"text file {str(path)!r} not found")
-    if path.is_dir():
-        raise ValueError(f"text file {str(path)!r} is a folder, not a file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"text file {str(path)!r} is not UTF-8 text: {e}") from None
+    text = read_user_text(path, "text file")
     if len(text) < min_chars:
         raise ValueError(f"text file {str(path)!r} is too short: {len(text)} characters, need at least {min_chars}")
     return text

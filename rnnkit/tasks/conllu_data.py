@@ -8,7 +8,7 @@ are what carry tags. Every error names the file and the line and stops at the fi
 """
 from __future__ import annotations
 
-from pathlib import Path
+from ..paths import read_user_text
 
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
              "PUNCT", "SCONJ", "SYM", "VERB", "X")   # the 17 Universal POS tags (UD v2)
@@ -20,15 +20,7 @@ def read_conllu(path, tagset=UPOS_TAGS) -> list[tuple[list[str], list[str]]]:
     without 10 tab-separated columns or a tag outside `tagset` raises one error naming file and line."""
     import conllu
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"CoNLL-U file {str(path)!r} not found")
-    if path.is_dir():
-        raise ValueError(f"CoNLL-U file {str(path)!r} is a folder, not a file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"CoNLL-U file {str(path)!r} is not UTF-8 text: {e}") from None
+    text = read_user_text(path, "CoNLL-U file")
     where = f"CoNLL-U file {str(path)!r}"
     _check_lines(text, where, set(tagset))
     try:

@@ -31,6 +31,7 @@ from .. import checks
 from ..layers import Dropout, Embedding, Linear
 from ..losses import softmax_cross_entropy
 from ..module import Module
+from ..paths import read_user_bytes
 from ..recurrent import LSTM
 
 LABELS = ("negative", "positive")
@@ -146,12 +147,7 @@ def tokenize(text: str) -> list[str]:
 
 def read_lines(path, encoding: str, what: str) -> list[list[str]]:
     """Tokenized non-empty lines of a text file; a missing, undecodable, empty or binary file raises."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} file {str(path)!r} not found")
-    if path.is_dir():
-        raise ValueError(f"{what} file {str(path)!r} is a folder, not a file")
-    data = path.read_bytes()
+    data = read_user_bytes(path, f"{what} file")
     if b"\0" in data:
         raise ValueError(f"{what} file {str(path)!r} is not text (it holds NUL bytes)")
     try:

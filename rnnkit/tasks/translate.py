@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import checks
 from ..grad_mode import no_grad
+from ..paths import read_user_bytes
 from ..seq2seq import ATTENTIONS, Seq2Seq
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
@@ -93,11 +94,7 @@ def default_path(split: str, lang: str) -> Path:
 def read_lines(path, what: str) -> list[str]:
     """The lines of a UTF-8 text file (gzip when it ends in .gz), without their line ends."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} file {str(path)!r} not found")
-    if path.is_dir():
-        raise ValueError(f"{what} file {str(path)!r} is a folder, not a file")
-    data = path.read_bytes()
+    data = read_user_bytes(path, f"{what} file")
     if path.suffix == ".gz":
         try:
             data = gzip.decompress(data)
