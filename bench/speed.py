@@ -12,10 +12,11 @@ medians of --repeats runs after a warm-up (which also pays Numba's one-time comp
 Each library runs in its own fresh subprocess per configuration, one after the other, so the two
 never share thread pools (PyTorch's OpenMP threads spin after each parallel region and would slow
 NumPy's BLAS threads in the same process) and so peak memory can be read honestly:
-  mem    the rise of the process's peak resident set (getrusage ru_maxrss) during one training
-         step, after the inputs and weights exist and after a small warm-up of the same mode, so
-         neither side is charged for loading its libraries. It is what a training step costs on
-         top of the model and the data, PyTorch's autograd graph or rnnkit's caches included.
+  mem    the peak resident set during the first full-size training step (Linux's VmHWM, reset
+         through /proc/self/clear_refs just before it) minus the resident set just before it: what
+         a training step costs on top of the libraries, the model and the data, PyTorch's autograd
+         graph or rnnkit's caches included. Resetting the peak first means neither side is
+         charged, or credited, for what importing and compiling touched earlier.
 GFLOP/s counts the matrix products only (2 flops per multiply-add; a training step is three
 times the forward's 2*T*B*G*H*(I+H)); the ceiling is NumPy's float32 matmul on 2048x2048
 matrices, measured in the same run. Both libraries use their default thread counts.
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -47,8 +47,18 @@ def median_time(f, repeats):
     return statistics.median(times)
 
 
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
+def resident_mb(field):
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in MB (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"{field} is missing from /proc/self/status")
+
+
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 # --- workers: one library, one configuration, one fresh process ----------------------------------
@@ -94,9 +104,10 @@ def worker(lib, mode, T, B, I, H, repeats):
     small_train, small_infer = setup(lib, mode, 4, 2, 8, 8)      # load libraries and kernels
     small_train(), small_infer()
     train, infer = setup(lib, mode, T, B, I, H)
-    base = peak_rss_mb()
+    reset_peak()
+    base = resident_mb("VmRSS")
     train()                                                        # warm-up, and the memory probe
-    mem = peak_rss_mb() - base
+    mem = resident_mb("VmHWM") - base
     t_train = median_time(train, repeats)
     infer()
     t_infer = median_time(infer, repeats)

@@ -115,13 +115,14 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep):
     out = np.empty((T, B, H), dt)
     kept = (T if keep else 0, B, H)
     h_prevs = np.empty(kept, dt)
+    scratch = (T if keep else 1, B, H)                 # tanh(c) or hp_n: a one-step scratch without keep
     c_prevs = extra = None
     with kernels.one_blas_thread():
         if isinstance(step, LSTMStep):
-            c_prevs, extra = np.empty(kept, dt), np.empty(kept, dt)
+            c_prevs, extra = np.empty(kept, dt), np.empty(scratch, dt)
             kernels.lstm_forward(xp, W_hh, b_hh, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra)
         elif isinstance(step, GRUStep):
-            extra = np.empty(kept, dt)
+            extra = np.empty(scratch, dt)
             kernels.gru_forward(xp, W_hh, b_hh, h, lengths, reverse, keep, out, h_prevs, extra)
         else:
             relu = step.nonlinearity == "relu"

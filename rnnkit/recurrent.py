@@ -111,18 +111,22 @@ class RNNBase(Module):
         c_n = np.empty_like(c0) if c0 is not None else None
         layer_input, inputs, caches, drop_masks = x, [], [], []
         for layer in range(self.num_layers):
-            output = np.empty((T, B, D * H), self.dtype)
+            output = np.empty((T, B, D * H), self.dtype) if D > 1 else None
             for d in range(D):
                 W_ih, W_hh, b_ih, b_hh = self._weights(layer, d)
-                xp = layer_input @ W_ih.T                               # all steps in one product
+                xp = layer_input.reshape(T * B, -1) @ W_ih.T            # all steps in one product
                 if b_ih is not None:
                     xp += b_ih
                 k = layer * D + d
                 out, h_n[k], c_last, cache = run_forward(
-                    self.step, xp, W_hh, b_hh, h0[k], None if c0 is None else c0[k], mask, d == 1, keep)
+                    self.step, xp.reshape(T, B, -1), W_hh, b_hh, h0[k], None if c0 is None else c0[k],
+                    mask, d == 1, keep)
                 if c_n is not None:
                     c_n[k] = c_last
-                output[:, :, d * H:(d + 1) * H] = out
+                if D > 1:
+                    output[:, :, d * H:(d + 1) * H] = out
+                else:
+                    output = out
                 caches.append(cache)
             inputs.append(layer_input)
             drop = None
@@ -165,7 +169,8 @@ class RNNBase(Module):
             if cache["drop_masks"][layer] is not None:
                 dy = dy * cache["drop_masks"][layer]
             x = cache["inputs"][layer]
-            dx = np.zeros(x.shape, self.dtype)
+            x2 = x.reshape(T * B, -1)
+            dx = None
             for d in range(D):
                 k = layer * D + d
                 W_ih, W_hh, b_ih, _ = self._weights(layer, d)
@@ -178,13 +183,14 @@ class RNNBase(Module):
                 s = self._suffix(layer, d)
                 GH = dxp.shape[2]
                 dxp2, dhp2 = dxp.reshape(T * B, GH), dhp.reshape(T * B, GH)
-                g["weight_ih" + s] += dxp2.T @ x.reshape(T * B, -1)       # one product over all steps
+                g["weight_ih" + s] += dxp2.T @ x2                          # one product over all steps
                 g["weight_hh" + s] += dhp2.T @ h_prevs.reshape(T * B, H)
                 if b_ih is not None:
                     g["bias_ih" + s] += dxp2.sum(0)
                     g["bias_hh" + s] += dhp2.sum(0)
-                dx += dxp @ W_ih                                           # into this layer's input
-            dy = dx
+                dx_d = dxp2 @ W_ih                                         # into this layer's input
+                dx = dx_d if dx is None else dx + dx_d
+            dy = dx.reshape(x.shape)
         self._cache = None
         if self.batch_first:
             dy = np.ascontiguousarray(dy.transpose(1, 0, 2))

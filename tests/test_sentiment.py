@@ -5,7 +5,8 @@ import pytest
 
 from rnnkit.cli import main
 from rnnkit.gradcheck import numerical_grad, relative_error
-from rnnkit.tasks.sentiment import SentimentModel, load_classifier, pool_backward, pool_forward, tokenize
+from rnnkit.tasks.sentiment import (SentimentModel, load_classifier, negation_sentences, polar_words, pool_backward,
+                                    pool_forward, tokenize)
 
 POS = ["a good film , not bad at all", "good acting and a great story", "the best movie of the year",
        "warm , funny and good", "a delight , not boring", "great fun"] * 3
@@ -71,6 +72,35 @@ def test_word_order_matters(polarity_files, tmp_path):
                  "--max-steps", "20"]) == 0
     p = load_classifier(out).proba(["good, not bad", "bad, not good"])
     assert abs(p[0] - p[1]) > 1e-4, f"same words in another order gave the same output: {p}"
+
+
+def test_polar_words_rank_by_log_count_ratio():
+    sentences = ([["a", "great", "film"]] * 12 + [["a", "fine", "film"]] * 8 + [["rare", "gem"]] * 3
+                 + [["an", "awful", "film"]] * 12 + [["a", "fine", "mess"]] * 2 + [["mess"]] * 12)
+    labels = [1] * 23 + [0] * 26
+    positive, negative = polar_words(sentences, labels, k=5, min_count=10)
+    # great: 12 pos / 0 neg; a: 20 / 2; fine: 8 / 2; film: 20 / 12; gem, rare: too rare
+    # mess: 0 / 14; an, awful: 0 / 12 (ties in alphabetical order)
+    assert positive == ["great", "a", "fine", "film"]
+    assert negative == ["mess", "an", "awful"]
+
+
+def test_negation_sentences_follow_the_scope_of_not():
+    positive, negative = ["great", "gem"], ["awful", "mess"]
+    sentences, labels = negation_sentences(positive, negative, 400, np.random.default_rng(0))
+    sign = {**{w: 1 for w in positive}, **{w: 0 for w in negative}}
+    forms = set()
+    for s, y in zip(sentences, labels):
+        negated = {s[i + 1] for i, w in enumerate(s) if w == "not"}
+        free = [w for w in s if w in sign and w not in negated]
+        if free:                                      # "a , not b": the un-negated word decides
+            assert len(free) == 1 and len(negated) == 1 and sign[free[0]] != sign[negated.pop()], s
+            assert y == sign[free[0]], (s, y)
+        else:                                         # "not a": the opposite
+            assert len(s) == 2 and y == 1 - sign[s[1]], (s, y)
+        forms.add(tuple("W" if w in sign else w for w in s))
+    assert forms == {("W", ",", "not", "W"), ("W", "and", "not", "W"), ("not", "W", ",", "W"), ("not", "W")}
+    assert 150 < labels.sum() < 250
 
 
 @pytest.mark.parametrize("content, message", [

@@ -57,6 +57,8 @@ class SentimentConfig:
     max_steps: int | None = None    # cap on optimizer steps per model (None: epochs decide)
     dev_fraction: float = 0.05      # share of the training part held out to choose the epoch
     clip_norm: float = 5.0          # clip the gradients' global norm
+    negation: float = 0.1           # synthetic negation sentences, as a share of the training part (0: none)
+    polar_words: int = 100          # the training part's most positive and most negative words they use
     seed: int = 0                   # seeds the folds, the weights, dropout and the batch order
     progress: bool = False          # show a progress bar
 
@@ -68,6 +70,9 @@ class SentimentConfig:
             raise ValueError(f"folds must be a positive integer, got {self.folds!r}")
         if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
             raise ValueError(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
+        if not (isinstance(self.negation, (int, float)) and 0 <= self.negation <= 10):
+            raise ValueError(f"negation must be a number in [0, 10], got {self.negation!r}")
+        checks.positive_int("polar_words", self.polar_words)
         if not 0 < self.dev_fraction < 1:
             raise ValueError(f"dev_fraction must lie in (0, 1), got {self.dev_fraction!r}")
 
@@ -198,6 +203,42 @@ class WordIds:
         return cls(d["words"])
 
 
+# --- negation: synthetic sentences that teach the scope of "not" -----------------------------------
+def polar_words(sentences, labels, k: int, min_count: int = 10):
+    """The k most positive and the k most negative words of a labelled set, ranked by their
+    smoothed log-count ratio log((1 + n_pos(w)) / (1 + n_neg(w))) (the weights of NBSVM, Wang &
+    Manning 2012), among words seen at least min_count times. Returns (positive, negative)."""
+    pos, neg = Counter(), Counter()
+    for sentence, y in zip(sentences, labels):
+        (pos if y == 1 else neg).update(set(sentence))
+    words = [w for w in pos.keys() | neg.keys() if pos[w] + neg[w] >= min_count and w.isalpha() and w != "not"]
+    ratio = {w: np.log((1 + pos[w]) / (1 + neg[w])) for w in words}
+    positive = [w for w in sorted(words, key=lambda w: (-ratio[w], w))[:k] if ratio[w] > 0]
+    negative = [w for w in sorted(words, key=lambda w: (ratio[w], w))[:k] if ratio[w] < 0]
+    return positive, negative
+
+
+def negation_sentences(positive, negative, n: int, rng):
+    """n sentences, with labels, built from two polar words of opposite sign, a of label y_a and b:
+        "a , not b"  "a and not b"  "not b , a"  -> y_a   (the sentiment rides on the un-negated word)
+        "not a"                                   -> 1 - y_a
+    The Movie Review sentences rarely negate a polar word ("not bad" occurs 4 times, all in
+    negative sentences), so a model trained on them alone reads "not" as a negative word."""
+    sentences, labels = [], np.empty(n, np.int64)
+    for i in range(n):
+        y = int(rng.integers(2))
+        a_list, b_list = (positive, negative) if y == 1 else (negative, positive)
+        a, b = a_list[rng.integers(len(a_list))], b_list[rng.integers(len(b_list))]
+        form = int(rng.integers(4))
+        if form == 3:
+            sentences.append(["not", a])
+            y = 1 - y
+        else:
+            sentences.append([[a, ",", "not", b], [a, "and", "not", b], ["not", b, ",", a]][form])
+        labels[i] = y
+    return sentences, labels
+
+
 def make_batch(encoded, labels=None, rng=None, counts=None, alpha: float = 0.0):
     """(ids (T, B), lengths (B,), labels (B,)) from encoded sentences; word dropout when rng and alpha."""
     lengths = np.array([max(len(s), 1) for s in encoded], np.int64)
@@ -245,9 +286,15 @@ def fit_one(config: SentimentConfig, sentences, labels, out_dir, log=print):
     dev_idx, tr_idx = order[:n_dev], order[n_dev:]
     if len(tr_idx) == 0:
         raise ValueError(f"too few sentences to hold out a dev set: got {len(sentences)}")
-    vocab = WordIds.build([sentences[i] for i in tr_idx], config.min_count)
-    train = [vocab.encode(sentences[i]) for i in tr_idx]
-    train_y = labels[tr_idx]
+    train_sentences, train_y = [sentences[i] for i in tr_idx], labels[tr_idx]
+    n_neg = int(round(config.negation * len(tr_idx)))
+    if n_neg:                                          # from the training part only: nothing of dev or test
+        positive, negative = polar_words(train_sentences, train_y, config.polar_words)
+        if positive and negative:
+            extra, extra_y = negation_sentences(positive, negative, n_neg, np.random.default_rng((config.seed, 3)))
+            train_sentences, train_y = train_sentences + extra, np.concatenate([train_y, extra_y])
+    vocab = WordIds.build(train_sentences, config.min_count)
+    train = [vocab.encode(s) for s in train_sentences]
     dev = [vocab.encode(sentences[i]) for i in dev_idx]
     dev_y = labels[dev_idx]
     model = SentimentModel(len(vocab.words), embed=config.embed, hidden=config.hidden, dropout=config.dropout,
