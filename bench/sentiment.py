@@ -1,6 +1,6 @@
 """Sentence polarity on Movie Review (Pang & Lee 2005): 10-fold cross-validation accuracy of the
-BiLSTM with max/mean pooling (random embeddings), then the final model on all data and the
-"good, not bad" / "bad, not good" pair.
+BiLSTM with max/mean pooling (random embeddings), then the final model on all data and six
+pairs of sentences with the same words in another order ("good, not bad" / "bad, not good").
 
     python bench/sentiment.py [--out runs/sentiment] [--folds 10]
 
@@ -19,15 +19,29 @@ import platform  # noqa: E402
 from rnnkit.tasks.sentiment import SentimentConfig, load_classifier, train_sentiment  # noqa: E402
 
 
+# The same words in another order: the first of each pair is positive, the second negative.
+PAIRS = [("the food was good, not bad at all", "the food was bad, not good at all"),
+         ("good, not bad", "bad, not good"),
+         ("funny, not boring", "boring, not funny"),
+         ("a clever film, not a dull one", "a dull film, not a clever one"),
+         ("it is moving and not predictable", "it is predictable and not moving"),
+         ("not a mess, a delight", "not a delight, a mess")]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/sentiment", help="run folder for the final model (default runs/sentiment)")
     p.add_argument("--folds", type=int, default=10)
     p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--negation", type=float, default=SentimentConfig.negation,
+                   help=f"synthetic negation sentences, as a share of the training part (default {SentimentConfig.negation})")
+    p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     steps = f" --max-steps {args.max_steps}" if args.max_steps else ""
-    print(f"command: rnnkit train sentiment --out {args.out} --folds {args.folds}{steps}")
-    report = train_sentiment(SentimentConfig(out_dir=args.out, folds=args.folds, max_steps=args.max_steps))
+    print(f"command: rnnkit train sentiment --out {args.out} --folds {args.folds} --negation {args.negation:g} "
+          f"--seed {args.seed}{steps}")
+    report = train_sentiment(SentimentConfig(out_dir=args.out, folds=args.folds, max_steps=args.max_steps,
+                                             negation=args.negation, seed=args.seed))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores (shared), numpy float32; "
           f"{report.seconds / 60:.1f} min in all")
     print("per-fold test accuracy (%):", " ".join(f"{100 * a:.2f}" for a in report.fold_accuracies))
@@ -35,10 +49,13 @@ def main():
         print(f"{args.folds}-fold CV accuracy: {100 * report.mean_accuracy:.2f}%  "
               "(goal >= 77; Kim 2014 CNN-rand 76.1, NBSVM 79.4)")
     clf = load_classifier(args.out)
-    for text in ("the food was good, not bad at all", "the food was bad, not good at all",
-                 "good, not bad", "bad, not good"):
-        label, prob = clf.classify(text)
-        print(f"rnnkit classify {args.out} \"{text}\"  ->  {label} {prob:.4f}")
+    right = 0
+    for good, bad in PAIRS:
+        (lg, pg), (lb, pb) = clf.classify(good), clf.classify(bad)
+        right += lg == "positive" and lb == "negative"
+        for text, label, prob in ((good, lg, pg), (bad, lb, pb)):
+            print(f"rnnkit classify {args.out} \"{text}\"  ->  {label} {prob:.4f}")
+    print(f"word-order pairs labelled right (first positive, second negative): {right} of {len(PAIRS)}")
 
 
 if __name__ == "__main__":
