@@ -19,13 +19,29 @@ import platform  # noqa: E402
 from rnnkit.tasks.sentiment import SentimentConfig, load_classifier, train_sentiment  # noqa: E402
 
 
-# The same words in another order: the first of each pair is positive, the second negative.
+# The same words in another order: the first of each pair is positive, the second negative. The
+# first twelve were looked at while the negation sentences were designed (share 0.1 or 0.3, carrier
+# words or not, the neutral-word form, 3 seeds each); the last six were written after the design was
+# fixed and are the fair test.
 PAIRS = [("the food was good, not bad at all", "the food was bad, not good at all"),
          ("good, not bad", "bad, not good"),
          ("funny, not boring", "boring, not funny"),
          ("a clever film, not a dull one", "a dull film, not a clever one"),
          ("it is moving and not predictable", "it is predictable and not moving"),
-         ("not a mess, a delight", "not a delight, a mess")]
+         ("not a mess, a delight", "not a delight, a mess"),
+         ("a smart script, not a stupid one", "a stupid script, not a smart one"),
+         ("charming and not tedious", "tedious and not charming"),
+         ("the acting is solid, not weak", "the acting is weak, not solid"),
+         ("not pretentious, just beautiful", "not beautiful, just pretentious"),
+         ("it was fresh, not stale", "it was stale, not fresh"),
+         ("exciting, not dull at all", "dull, not exciting at all"),
+         ("a warm story, not a cold one", "a cold story, not a warm one"),
+         ("inventive and not derivative", "derivative and not inventive"),
+         ("the ending is satisfying, not silly", "the ending is silly, not satisfying"),
+         ("not tiresome, just wonderful", "not wonderful, just tiresome"),
+         ("thoughtful, not shallow", "shallow, not thoughtful"),
+         ("the cast is lively, not wooden", "the cast is wooden, not lively")]
+CHOSEN_ON = 12
 
 
 def main():
@@ -35,13 +51,14 @@ def main():
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--negation", type=float, default=SentimentConfig.negation,
                    help=f"synthetic negation sentences, as a share of the training part (default {SentimentConfig.negation})")
+    p.add_argument("--members", type=int, default=SentimentConfig.members, help="models averaged (an ensemble)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     steps = f" --max-steps {args.max_steps}" if args.max_steps else ""
     print(f"command: rnnkit train sentiment --out {args.out} --folds {args.folds} --negation {args.negation:g} "
-          f"--seed {args.seed}{steps}")
+          f"--members {args.members} --seed {args.seed}{steps}")
     report = train_sentiment(SentimentConfig(out_dir=args.out, folds=args.folds, max_steps=args.max_steps,
-                                             negation=args.negation, seed=args.seed))
+                                             negation=args.negation, members=args.members, seed=args.seed))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores (shared), numpy float32; "
           f"{report.seconds / 60:.1f} min in all")
     print("per-fold test accuracy (%):", " ".join(f"{100 * a:.2f}" for a in report.fold_accuracies))
@@ -49,13 +66,14 @@ def main():
         print(f"{args.folds}-fold CV accuracy: {100 * report.mean_accuracy:.2f}%  "
               "(goal >= 77; Kim 2014 CNN-rand 76.1, NBSVM 79.4)")
     clf = load_classifier(args.out)
-    right = 0
+    right = []
     for good, bad in PAIRS:
         (lg, pg), (lb, pb) = clf.classify(good), clf.classify(bad)
-        right += lg == "positive" and lb == "negative"
+        right.append(lg == "positive" and lb == "negative")
         for text, label, prob in ((good, lg, pg), (bad, lb, pb)):
             print(f"rnnkit classify {args.out} \"{text}\"  ->  {label} {prob:.4f}")
-    print(f"word-order pairs labelled right (first positive, second negative): {right} of {len(PAIRS)}")
+    print(f"word-order pairs labelled right (first positive, second negative): {sum(right[:CHOSEN_ON])} of "
+          f"{CHOSEN_ON} seen while designing, {sum(right[CHOSEN_ON:])} of {len(PAIRS) - CHOSEN_ON} held out")
 
 
 if __name__ == "__main__":

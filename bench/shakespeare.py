@@ -1,7 +1,9 @@
 """Tiny Shakespeare character LM: validation loss against wall-clock time.
 
     python bench/shakespeare.py --seconds 180      # the 3-minute target: validation loss <= 1.88 nats/char
-    python bench/shakespeare.py --seconds 2700     # the 45-minute target: <= 1.50
+    OPENBLAS_NUM_THREADS=2 python bench/shakespeare.py --seconds 2700 --hidden 512 --layers 2 --embed 64 \
+        --unroll 100 --batch 32 --dropout 0.2 --lr 2e-3 --schedule cosine --warmup 50 --max-steps 3200 \
+        --eval-every 400                           # the 45-minute target: <= 1.50 (reached 1.4119)
 
 First 90% of $RNNKIT_DATA/tinyshakespeare/input.txt trains, the last 10% validates (nanoGPT's split).
 The budget counts training and the periodic validations; the final validation runs after it.

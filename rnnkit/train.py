@@ -27,8 +27,8 @@ Everything else is the caller's:
   the batches already seen, which is what makes resume exact.
 - evaluate(model) -> float or dict with a "loss" key; called in eval mode (model.eval()) every
   eval_every steps and at the end; it must leave the model's carried state as it found it.
-  The lowest "loss" so far is the best checkpoint (best.json); early stopping counts evaluations
-  without improvement.
+  The lowest "loss" so far (or the metric named by TrainConfig.monitor) is the best checkpoint
+  (best.json); early stopping counts evaluations without improvement.
 - schedule(t) -> learning rate for step t (t = steps already taken); the trainer sets
   optimizer.lr before each step. See rnnkit.optim: Constant, StepDecay, Cosine.
 - log: a function taking one line of text (validations, early stopping, resume); default print
@@ -76,7 +76,8 @@ class TrainConfig:
     eval_at_epoch_end: bool = False    # also validate at the end of every epoch
     checkpoint_every: int = 0          # steps between checkpoints (0: at each validation and at the end)
     patience: int | None = None        # early stopping: evaluations without improvement; None: never
-    min_delta: float = 0.0             # how much lower a validation loss must be to count as better
+    monitor: str = "loss"              # the validation metric that picks the best checkpoint (lower is better)
+    min_delta: float = 0.0             # how much lower the monitored metric must be to count as better
     keep: int = 1                      # checkpoints kept besides the best one
     resume: bool = True                # continue from out_dir/latest.json when it exists
     progress: bool = True              # show a tqdm progress bar (loss, items/s)
@@ -220,10 +221,12 @@ class Trainer:
         finally:
             self.model.train()
         self.history["val"].append([self.step, round(self.elapsed, 3), metrics])
-        loss = metrics["loss"]
-        improved = math.isfinite(loss) and (self.best is None or loss < self.best - self.config.min_delta)
+        if self.config.monitor not in metrics:
+            raise ValueError(f"monitor {self.config.monitor!r} is not among the validation metrics {sorted(metrics)}")
+        value = metrics[self.config.monitor]
+        improved = math.isfinite(value) and (self.best is None or value < self.best - self.config.min_delta)
         if improved:
-            self.best, self.bad_evals = loss, 0
+            self.best, self.bad_evals = value, 0
         else:
             self.bad_evals += 1
         return metrics, improved

@@ -65,6 +65,20 @@ def test_train_with_folds_then_classify(polarity_files, tmp_path, capsys):
     assert label in ("positive", "negative") and 0.5 <= float(p) <= 1.0
 
 
+def test_an_ensemble_averages_its_members(polarity_files, tmp_path, capsys):
+    pos, neg = polarity_files
+    out = tmp_path / "run"
+    assert main(["train", "sentiment", "--pos", str(pos), "--neg", str(neg), "--out", str(out), "--members", "2",
+                 "--max-steps", "4", "--epochs", "1"]) == 0
+    assert sorted(d.name for d in out.glob("member-*")) == ["member-0", "member-1"]
+    both = load_classifier(out)
+    texts = ["good, not bad", "a dull story", "great fun"]
+    alone = [load_classifier(out / f"member-{k}").proba(texts) for k in range(2)]
+    assert not np.allclose(alone[0], alone[1]), "the members must differ (their own seeds)"
+    np.testing.assert_allclose(both.proba(texts), (alone[0] + alone[1]) / 2, rtol=1e-12)
+    assert main(["classify", str(out), "great fun"]) == 0
+
+
 def test_word_order_matters(polarity_files, tmp_path):
     pos, neg = polarity_files
     out = tmp_path / "run"
@@ -76,31 +90,35 @@ def test_word_order_matters(polarity_files, tmp_path):
 
 def test_polar_words_rank_by_log_count_ratio():
     sentences = ([["a", "great", "film"]] * 12 + [["a", "fine", "film"]] * 8 + [["rare", "gem"]] * 3
-                 + [["an", "awful", "film"]] * 12 + [["a", "fine", "mess"]] * 2 + [["mess"]] * 12)
-    labels = [1] * 23 + [0] * 26
-    positive, negative = polar_words(sentences, labels, k=5, min_count=10)
+                 + [["the", "plot"]] * 6 + [["an", "awful", "film"]] * 12 + [["a", "fine", "mess"]] * 2
+                 + [["mess"]] * 12 + [["the", "plot"]] * 6)
+    labels = [1] * 29 + [0] * 32
+    positive, negative, neutral = polar_words(sentences, labels, k=5, min_count=10)
     # great: 12 pos / 0 neg; a: 20 / 2; fine: 8 / 2; film: 20 / 12; gem, rare: too rare
-    # mess: 0 / 14; an, awful: 0 / 12 (ties in alphabetical order)
+    # mess: 0 / 14; an, awful: 0 / 12 (ties in alphabetical order); plot, the: 6 / 6
     assert positive == ["great", "a", "fine", "film"]
     assert negative == ["mess", "an", "awful"]
+    assert neutral == ["plot", "the"]
 
 
 def test_negation_sentences_follow_the_scope_of_not():
-    positive, negative = ["great", "gem"], ["awful", "mess"]
-    sentences, labels = negation_sentences(positive, negative, 400, np.random.default_rng(0))
+    positive, negative, neutral = ["great", "gem"], ["awful", "mess"], ["plot", "acting"]
+    sentences, labels = negation_sentences(positive, negative, neutral, 500, np.random.default_rng(0))
     sign = {**{w: 1 for w in positive}, **{w: 0 for w in negative}}
     forms = set()
     for s, y in zip(sentences, labels):
-        negated = {s[i + 1] for i, w in enumerate(s) if w == "not"}
+        negated = [s[i + 1] for i, w in enumerate(s) if w == "not"]
+        assert len(negated) == 1 and negated[0] in sign, s
         free = [w for w in s if w in sign and w not in negated]
         if free:                                      # "a , not b": the un-negated word decides
-            assert len(free) == 1 and len(negated) == 1 and sign[free[0]] != sign[negated.pop()], s
+            assert len(free) == 1 and sign[free[0]] != sign[negated[0]], s
             assert y == sign[free[0]], (s, y)
-        else:                                         # "not a": the opposite
-            assert len(s) == 2 and y == 1 - sign[s[1]], (s, y)
-        forms.add(tuple("W" if w in sign else w for w in s))
-    assert forms == {("W", ",", "not", "W"), ("W", "and", "not", "W"), ("not", "W", ",", "W"), ("not", "W")}
-    assert 150 < labels.sum() < 250
+        else:                                         # "not a", "m , not a": the opposite
+            assert y == 1 - sign[negated[0]], (s, y)
+        forms.add(tuple("W" if w in sign else "N" if w in neutral else w for w in s))
+    assert forms == {("W", ",", "not", "W"), ("W", "and", "not", "W"), ("not", "W", ",", "W"), ("not", "W"),
+                     ("N", ",", "not", "W")}
+    assert 200 < labels.sum() < 300
 
 
 @pytest.mark.parametrize("content, message", [

@@ -120,6 +120,25 @@ def test_early_stopping_and_best(tmp_path):
     assert r.history["val"][-1][2] == {"loss": 2.6, "acc": 0.5}
 
 
+@pytest.mark.parametrize("monitor, best_step", [("loss", 4), ("error", 6)])
+def test_monitor_picks_the_best_checkpoint(tmp_path, monitor, best_step):
+    model = Toy()
+    metrics = iter([{"loss": 3.0, "error": 0.5}, {"loss": 2.0, "error": 0.4}, {"loss": 2.5, "error": 0.3}])
+    trainer = Trainer(model, SGD(model, 0.01), toy_batches, evaluate=lambda m: next(metrics),
+                      config=TrainConfig(out_dir=str(tmp_path), max_steps=6, eval_every=2, monitor=monitor,
+                                         progress=False), **quiet)
+    trainer.fit()
+    assert json.loads((tmp_path / "best.json").read_text())["checkpoint"] == f"ckpt-{best_step:07d}"
+
+
+def test_unknown_monitor_is_an_error(tmp_path):
+    model = Toy()
+    trainer = Trainer(model, SGD(model, 0.01), toy_batches, evaluate=lambda m: {"loss": 1.0},
+                      config=TrainConfig(max_steps=2, eval_every=2, monitor="accuracy", progress=False), **quiet)
+    with pytest.raises(ValueError, match="monitor 'accuracy' is not among the validation metrics"):
+        trainer.fit()
+
+
 def test_stops_on_epochs_and_seconds():
     model = Toy()
     r = Trainer(model, SGD(model, 0.01), toy_batches, config=TrainConfig(max_steps=100, max_epochs=2, progress=False),

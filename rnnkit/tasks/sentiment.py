@@ -8,6 +8,13 @@
 Pooling over every step (not only the last state) lets a cue anywhere in the sentence reach the
 output in one step; the LSTM under it is what makes "good, not bad" differ from "bad, not good".
 
+Negation: Movie Review almost never negates a polar word ("not bad" occurs 4 times, all in
+negative sentences), so trained on it alone the model reads "not" as one more negative word and
+calls both "good, not bad" and "bad, not good" negative. `negation` adds synthetic sentences
+built from the training part's own most polar and most neutral words ("riveting , not boring"
+-> positive, "acting , not dull" -> positive; see negation_sentences), which teach that the
+un-negated word carries the sentiment and that "not" flips the word it negates. `members` > 1 averages several models trained with different seeds.
+
 Data: one sentence a line in two files, positive and negative (Pang & Lee's Movie Review
 polarity, Latin-1). The protocol is k-fold cross-validation; each fold holds out 5% of its
 training part as development set to pick the best epoch (Kim 2014 held out 10%).
@@ -54,11 +61,13 @@ class SentimentConfig:
     lr: float = 2e-3                # Adam learning rate
     weight_decay: float = 0.0       # AdamW decoupled weight decay
     epochs: int = 4                 # passes over the training part, the best one on dev is kept
+    select: str = "error"           # what "best on dev" means: "error" (1 - accuracy) or "loss" (cross-entropy)
     max_steps: int | None = None    # cap on optimizer steps per model (None: epochs decide)
     dev_fraction: float = 0.05      # share of the training part held out to choose the epoch
     clip_norm: float = 5.0          # clip the gradients' global norm
-    negation: float = 0.1           # synthetic negation sentences, as a share of the training part (0: none)
-    polar_words: int = 100          # the training part's most positive and most negative words they use
+    negation: float = 0.3           # synthetic negation sentences, as a share of the training part (0: none)
+    members: int = 3                # models averaged (an ensemble), each its own seed for weights and batch order
+    polar_words: int = 100          # the training part's most positive, most negative and most neutral words they use
     seed: int = 0                   # seeds the folds, the weights, dropout and the batch order
     progress: bool = False          # show a progress bar
 
@@ -73,6 +82,8 @@ class SentimentConfig:
         if not (isinstance(self.negation, (int, float)) and 0 <= self.negation <= 10):
             raise ValueError(f"negation must be a number in [0, 10], got {self.negation!r}")
         checks.positive_int("polar_words", self.polar_words)
+        checks.positive_int("members", self.members)
+        checks.one_of("select", self.select, {"error", "loss"})
         if not 0 < self.dev_fraction < 1:
             raise ValueError(f"dev_fraction must lie in (0, 1), got {self.dev_fraction!r}")
 
@@ -204,10 +215,11 @@ class WordIds:
 
 
 # --- negation: synthetic sentences that teach the scope of "not" -----------------------------------
-def polar_words(sentences, labels, k: int, min_count: int = 10):
-    """The k most positive and the k most negative words of a labelled set, ranked by their
-    smoothed log-count ratio log((1 + n_pos(w)) / (1 + n_neg(w))) (the weights of NBSVM, Wang &
-    Manning 2012), among words seen at least min_count times. Returns (positive, negative)."""
+def polar_words(sentences, labels, k: int, min_count: int = 10, neutral_below: float = 0.25):
+    """The k most positive, the k most negative and the k most neutral words of a labelled set,
+    ranked by their smoothed log-count ratio r(w) = log((1 + n_pos(w)) / (1 + n_neg(w))) (the
+    weights of NBSVM, Wang & Manning 2012), among words seen at least min_count times; neutral
+    words have |r| < neutral_below. Returns (positive, negative, neutral)."""
     pos, neg = Counter(), Counter()
     for sentence, y in zip(sentences, labels):
         (pos if y == 1 else neg).update(set(sentence))
@@ -215,26 +227,36 @@ def polar_words(sentences, labels, k: int, min_count: int = 10):
     ratio = {w: np.log((1 + pos[w]) / (1 + neg[w])) for w in words}
     positive = [w for w in sorted(words, key=lambda w: (-ratio[w], w))[:k] if ratio[w] > 0]
     negative = [w for w in sorted(words, key=lambda w: (ratio[w], w))[:k] if ratio[w] < 0]
-    return positive, negative
+    neutral = [w for w in sorted(words, key=lambda w: (abs(ratio[w]), w))[:k] if abs(ratio[w]) < neutral_below]
+    return positive, negative, neutral
 
 
-def negation_sentences(positive, negative, n: int, rng):
-    """n sentences, with labels, built from two polar words of opposite sign, a of label y_a and b:
-        "a , not b"  "a and not b"  "not b , a"  -> y_a   (the sentiment rides on the un-negated word)
-        "not a"                                   -> 1 - y_a
-    The Movie Review sentences rarely negate a polar word ("not bad" occurs 4 times, all in
-    negative sentences), so a model trained on them alone reads "not" as a negative word."""
+def negation_sentences(positive, negative, neutral, n: int, rng, carriers=()):
+    """n sentences, with labels, from polar words a (label y_a) and b (of the other sign) and a
+    neutral word m:
+        "a , not b"  "a and not b"  "not b , a"  -> y_a       (the un-negated polar word decides)
+        "not a"  "m , not a"                      -> 1 - y_a   (a negated polar word flips)
+    Half of them get the first 1-4 words of a carrier sentence before them, and half the last 1-3
+    after, so that the construction is also met inside a sentence. The Movie Review sentences
+    rarely negate a polar word ("not bad" occurs 4 times, all in negative sentences), so a model
+    trained on them alone reads "not" as a negative word."""
     sentences, labels = [], np.empty(n, np.int64)
     for i in range(n):
         y = int(rng.integers(2))
         a_list, b_list = (positive, negative) if y == 1 else (negative, positive)
         a, b = a_list[rng.integers(len(a_list))], b_list[rng.integers(len(b_list))]
-        form = int(rng.integers(4))
+        form = int(rng.integers(5 if len(neutral) else 4))
         if form == 3:
-            sentences.append(["not", a])
-            y = 1 - y
+            words, y = ["not", a], 1 - y
+        elif form == 4:
+            words, y = [neutral[rng.integers(len(neutral))], ",", "not", a], 1 - y
         else:
-            sentences.append([[a, ",", "not", b], [a, "and", "not", b], ["not", b, ",", a]][form])
+            words = [[a, ",", "not", b], [a, "and", "not", b], ["not", b, ",", a]][form]
+        if len(carriers) and rng.random() < 0.5:
+            words = list(carriers[rng.integers(len(carriers))][:int(rng.integers(1, 5))]) + words
+        if len(carriers) and rng.random() < 0.5:
+            words = words + list(carriers[rng.integers(len(carriers))][-int(rng.integers(1, 4)):])
+        sentences.append(words)
         labels[i] = y
     return sentences, labels
 
@@ -251,32 +273,35 @@ def make_batch(encoded, labels=None, rng=None, counts=None, alpha: float = 0.0):
     return ids, lengths, (np.zeros(len(encoded), np.int64) if labels is None else np.asarray(labels))
 
 
-def predict_proba(model: SentimentModel, encoded, batch: int = 256) -> np.ndarray:
-    """P(positive) for each encoded sentence, in eval mode."""
-    was = model.training
-    model.eval()
+def predict_proba(models, encoded, batch: int = 256) -> np.ndarray:
+    """P(positive) for each encoded sentence, in eval mode: the mean over the models (one model or a list)."""
+    models = models if isinstance(models, (list, tuple)) else [models]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     p = np.zeros(len(encoded))
-    for start in range(0, len(order), batch):
-        idx = order[start:start + batch]
-        ids, lengths, _ = make_batch([encoded[i] for i in idx])
-        z = model.logits(ids, lengths).astype(np.float64)
-        p[idx] = 1.0 / (1.0 + np.exp(z[:, 0] - z[:, 1]))
-    model._cache = None
-    model.train(was)
+    for model in models:
+        was = model.training
+        model.eval()
+        for start in range(0, len(order), batch):
+            idx = order[start:start + batch]
+            ids, lengths, _ = make_batch([encoded[i] for i in idx])
+            z = model.logits(ids, lengths).astype(np.float64)
+            p[idx] += 1.0 / (1.0 + np.exp(z[:, 0] - z[:, 1])) / len(models)
+        model._cache = None
+        model.train(was)
     return p
 
 
-def evaluate(model, encoded, labels) -> dict:
-    p = np.clip(predict_proba(model, encoded), 1e-7, 1 - 1e-7)
+def evaluate(models, encoded, labels) -> dict:
+    p = np.clip(predict_proba(models, encoded), 1e-7, 1 - 1e-7)
     loss = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
-    return {"loss": float(loss), "accuracy": float(((p > 0.5) == labels).mean())}
+    accuracy = float(((p > 0.5) == labels).mean())
+    return {"loss": float(loss), "accuracy": accuracy, "error": 1.0 - accuracy}
 
 
 # --- training ---------------------------------------------------------------------------------------
 def fit_one(config: SentimentConfig, sentences, labels, out_dir, log=print):
-    """Train one model on (sentences, labels), choosing the epoch on a held-out dev share.
-    Returns (model, vocab, dev metrics of the kept epoch)."""
+    """Train config.members models on (sentences, labels), each choosing its epoch on a held-out
+    dev share. Returns (models, vocab, dev metrics of their average)."""
     from .. import optim
     from ..train import TrainConfig, Trainer
 
@@ -289,45 +314,58 @@ def fit_one(config: SentimentConfig, sentences, labels, out_dir, log=print):
     train_sentences, train_y = [sentences[i] for i in tr_idx], labels[tr_idx]
     n_neg = int(round(config.negation * len(tr_idx)))
     if n_neg:                                          # from the training part only: nothing of dev or test
-        positive, negative = polar_words(train_sentences, train_y, config.polar_words)
+        positive, negative, neutral = polar_words(train_sentences, train_y, config.polar_words)
         if positive and negative:
-            extra, extra_y = negation_sentences(positive, negative, n_neg, np.random.default_rng((config.seed, 3)))
+            extra, extra_y = negation_sentences(positive, negative, neutral, n_neg,
+                                                np.random.default_rng((config.seed, 3)), train_sentences)
             train_sentences, train_y = train_sentences + extra, np.concatenate([train_y, extra_y])
     vocab = WordIds.build(train_sentences, config.min_count)
     train = [vocab.encode(s) for s in train_sentences]
     dev = [vocab.encode(sentences[i]) for i in dev_idx]
     dev_y = labels[dev_idx]
-    model = SentimentModel(len(vocab.words), embed=config.embed, hidden=config.hidden, dropout=config.dropout,
-                           seed=config.seed)
-    opt = optim.AdamW(model, lr=config.lr, weight_decay=config.weight_decay)
-
-    def batches(epoch):
-        r = np.random.default_rng((config.seed, 2, epoch))
-        perm = r.permutation(len(train))
-        chunk = 20 * config.batch                      # sort by length within chunks: little padding
-        groups = []
-        for s in range(0, len(perm), chunk):
-            idx = sorted(perm[s:s + chunk], key=lambda i: len(train[i]))
-            groups += [idx[i:i + config.batch] for i in range(0, len(idx), config.batch)]
-        for g in r.permutation(len(groups)):
-            idx = groups[g]
-            yield make_batch([train[i] for i in idx], train_y[idx], r, vocab.counts, config.word_dropout)
-
     steps_per_epoch = -(-len(train) // config.batch)
     max_steps = config.epochs * steps_per_epoch
     if config.max_steps is not None:
         max_steps = min(max_steps, config.max_steps)
-    tc = TrainConfig(out_dir=str(out_dir) if out_dir else None, max_steps=max_steps, max_epochs=config.epochs,
-                     clip_norm=config.clip_norm, eval_every=0, eval_at_epoch_end=True, log_every=20,
-                     progress=config.progress, resume=False)
-    trainer = Trainer(model, opt, batches, config=tc, evaluate=lambda m: evaluate(m, dev, dev_y),
-                      meta={"task": "sentiment", "sentiment": asdict(config)}, vocab=vocab.to_json(),
-                      log=log if not config.progress else None)
-    trainer.fit()
-    if out_dir:
-        from .. import checkpoint as ckpt_io
-        model.load_state_dict(ckpt_io.load(out_dir, "best").weights)
-    return model, vocab, evaluate(model, dev, dev_y)
+    models = []
+    for k in range(config.members):
+        seed = config.seed + 7919 * k                  # member k: its own weights, dropout and batch order
+        folder = member_dir(out_dir, k, config.members)
+        model = SentimentModel(len(vocab.words), embed=config.embed, hidden=config.hidden, dropout=config.dropout,
+                               seed=seed)
+        opt = optim.AdamW(model, lr=config.lr, weight_decay=config.weight_decay)
+
+        def batches(epoch, seed=seed):
+            r = np.random.default_rng((seed, 2, epoch))
+            perm = r.permutation(len(train))
+            chunk = 20 * config.batch                  # sort by length within chunks: little padding
+            groups = []
+            for s in range(0, len(perm), chunk):
+                idx = sorted(perm[s:s + chunk], key=lambda i: len(train[i]))
+                groups += [idx[i:i + config.batch] for i in range(0, len(idx), config.batch)]
+            for g in r.permutation(len(groups)):
+                idx = groups[g]
+                yield make_batch([train[i] for i in idx], train_y[idx], r, vocab.counts, config.word_dropout)
+
+        tc = TrainConfig(out_dir=folder, max_steps=max_steps, max_epochs=config.epochs, clip_norm=config.clip_norm,
+                         eval_every=0, eval_at_epoch_end=True, monitor=config.select, log_every=20,
+                         progress=config.progress, resume=False)
+        trainer = Trainer(model, opt, batches, config=tc, evaluate=lambda m: evaluate(m, dev, dev_y),
+                          meta={"task": "sentiment", "sentiment": asdict(config)}, vocab=vocab.to_json(),
+                          log=log if not config.progress else None)
+        trainer.fit()
+        if folder:
+            from .. import checkpoint as ckpt_io
+            model.load_state_dict(ckpt_io.load(folder, "best").weights)
+        models.append(model)
+    return models, vocab, evaluate(models, dev, dev_y)
+
+
+def member_dir(out_dir, k: int, members: int) -> str | None:
+    """Where member k of an ensemble keeps its checkpoints: out_dir itself for one model."""
+    if not out_dir:
+        return None
+    return str(out_dir) if members == 1 else str(Path(out_dir) / f"member-{k}")
 
 
 def cross_validate(config: SentimentConfig, sentences, labels, log=print) -> list[float]:
@@ -347,9 +385,9 @@ def cross_validate(config: SentimentConfig, sentences, labels, log=print) -> lis
         for f in range(k):
             t0 = time.perf_counter()
             tr, te = np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)
-            model, vocab, dev = fit_one(config, [sentences[i] for i in tr], labels[tr], Path(tmp) / f"fold-{f}",
-                                        log=lambda msg: None)
-            test = evaluate(model, [vocab.encode(sentences[i]) for i in te], labels[te])
+            models, vocab, dev = fit_one(config, [sentences[i] for i in tr], labels[tr], Path(tmp) / f"fold-{f}",
+                                         log=lambda msg: None)
+            test = evaluate(models, [vocab.encode(sentences[i]) for i in te], labels[te])
             accs.append(test["accuracy"])
             log(f"fold {f + 1}/{k}: test accuracy {100 * test['accuracy']:.2f}%  (dev {100 * dev['accuracy']:.2f}%, "
                 f"{len(tr)} train / {len(te)} test sentences, {time.perf_counter() - t0:.0f} s)")
@@ -379,7 +417,7 @@ def train_sentiment(config: SentimentConfig, log=print) -> SentimentReport:
     if config.out_dir:
         import shutil
         out = Path(config.out_dir)
-        for old in list(out.glob("ckpt-*")) + [out / "latest.json", out / "best.json"]:
+        for old in list(out.glob("ckpt-*")) + list(out.glob("member-*")) + [out / "latest.json", out / "best.json"]:
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
     _, _, dev = fit_one(config, sentences, labels, config.out_dir, log)
     log(f"final model: dev accuracy {100 * dev['accuracy']:.2f}%" +
@@ -388,23 +426,30 @@ def train_sentiment(config: SentimentConfig, log=print) -> SentimentReport:
 
 
 class Classifier:
-    """A trained sentiment model with its vocabulary, loaded from a run folder."""
+    """A trained sentiment model (or the members of an ensemble) with its vocabulary, from a run folder."""
 
-    def __init__(self, model: SentimentModel, vocab: WordIds):
-        self.model, self.vocab = model.eval(), vocab
+    def __init__(self, models, vocab: WordIds):
+        self.models = [m.eval() for m in (models if isinstance(models, (list, tuple)) else [models])]
+        self.vocab = vocab
 
     @classmethod
     def load(cls, path):
         from .. import checkpoint as ckpt_io
 
-        ck = ckpt_io.load_task(path, "sentiment", needs_vocab=True)
-        model = SentimentModel(**ck.config["model"])
-        model.load_state_dict(ck.weights)
-        return cls(model, WordIds.from_json(ck.vocab))
+        members = sorted(Path(path).glob("member-*"), key=lambda d: int(d.name.split("-")[1])) \
+            if Path(path).is_dir() else []
+        models, vocab = [], None
+        for folder in members or [path]:
+            ck = ckpt_io.load_task(folder, "sentiment", needs_vocab=True)
+            model = SentimentModel(**ck.config["model"])
+            model.load_state_dict(ck.weights)
+            models.append(model)
+            vocab = vocab or WordIds.from_json(ck.vocab)
+        return cls(models, vocab)
 
     def proba(self, texts: list[str]) -> np.ndarray:
         """P(positive) of each text."""
-        return predict_proba(self.model, [self.vocab.encode(tokenize(t)) for t in texts])
+        return predict_proba(self.models, [self.vocab.encode(tokenize(t)) for t in texts])
 
     def classify(self, text: str) -> tuple[str, float]:
         """(label, probability of that label)."""
