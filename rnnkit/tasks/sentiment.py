@@ -13,7 +13,9 @@ negative sentences), so trained on it alone the model reads "not" as one more ne
 calls both "good, not bad" and "bad, not good" negative. `negation` adds synthetic sentences
 built from the training part's own most polar and most neutral words ("riveting , not boring"
 -> positive, "acting , not dull" -> positive; see negation_sentences), which teach that the
-un-negated word carries the sentiment and that "not" flips the word it negates. `members` > 1 averages several models trained with different seeds.
+un-negated word carries the sentiment and that "not" flips the word it negates. The epoch is
+chosen by dev accuracy (`select`): dev loss picks an earlier epoch, before the negation sentences
+are learnt. `members` > 1 averages several models trained with different seeds.
 
 Data: one sentence a line in two files, positive and negative (Pang & Lee's Movie Review
 polarity, Latin-1). The protocol is k-fold cross-validation; each fold holds out 5% of its
@@ -22,7 +24,7 @@ training part as development set to pick the best epoch (Kim 2014 held out 10%).
     config = SentimentConfig(out_dir="runs/sentiment", folds=10)
     report = train_sentiment(config)          # per-fold accuracies, then a final model on all data
     clf = load_classifier("runs/sentiment")
-    clf.classify("the food was good, not bad at all")   # ("positive", 0.83)
+    clf.classify("the food was good, not bad at all")   # ("positive", 0.947) with the defaults
 """
 from __future__ import annotations
 
@@ -299,7 +301,7 @@ def evaluate(models, encoded, labels) -> dict:
 
 
 # --- training ---------------------------------------------------------------------------------------
-def fit_one(config: SentimentConfig, sentences, labels, out_dir, log=print):
+def fit_models(config: SentimentConfig, sentences, labels, out_dir, log=print):
     """Train config.members models on (sentences, labels), each choosing its epoch on a held-out
     dev share. Returns (models, vocab, dev metrics of their average)."""
     from .. import optim
@@ -385,7 +387,7 @@ def cross_validate(config: SentimentConfig, sentences, labels, log=print) -> lis
         for f in range(k):
             t0 = time.perf_counter()
             tr, te = np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)
-            models, vocab, dev = fit_one(config, [sentences[i] for i in tr], labels[tr], Path(tmp) / f"fold-{f}",
+            models, vocab, dev = fit_models(config, [sentences[i] for i in tr], labels[tr], Path(tmp) / f"fold-{f}",
                                          log=lambda msg: None)
             test = evaluate(models, [vocab.encode(sentences[i]) for i in te], labels[te])
             accs.append(test["accuracy"])
@@ -419,7 +421,7 @@ def train_sentiment(config: SentimentConfig, log=print) -> SentimentReport:
         out = Path(config.out_dir)
         for old in list(out.glob("ckpt-*")) + list(out.glob("member-*")) + [out / "latest.json", out / "best.json"]:
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
-    _, _, dev = fit_one(config, sentences, labels, config.out_dir, log)
+    _, _, dev = fit_models(config, sentences, labels, config.out_dir, log)
     log(f"final model: dev accuracy {100 * dev['accuracy']:.2f}%" +
         (f", saved in {config.out_dir}" if config.out_dir else ""))
     return SentimentReport(accs, mean, dev["accuracy"], time.perf_counter() - t0)
