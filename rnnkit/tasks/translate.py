@@ -342,12 +342,11 @@ def train_translate(config: TranslateConfig, log=print) -> TranslateReport:
     from ..train import TrainConfig, Trainer
 
     t0 = time.perf_counter()
-    src_path = config.src or default_path("train", "de")
-    tgt_path = config.tgt or default_path("train", "en")
-    vsrc_path = config.valid_src or default_path("val", "de")
-    vtgt_path = config.valid_tgt or default_path("val", "en")
-    src_lines, tgt_lines = read_parallel(src_path, tgt_path, "training")
-    vsrc_lines, vtgt_lines = read_parallel(vsrc_path, vtgt_path, "validation")
+    # the training files first: a user's missing file is named before a missing default one
+    src_lines, tgt_lines = read_parallel(config.src or default_path("train", "de"),
+                                         config.tgt or default_path("train", "en"), "training")
+    vsrc_lines, vtgt_lines = read_parallel(config.valid_src or default_path("val", "de"),
+                                           config.valid_tgt or default_path("val", "en"), "validation")
     out = Path(config.out_dir) if config.out_dir else None
     if out is not None and ckpt_io.has_checkpoint(out):
         subwords = Subwords.from_json(ckpt_io.load(out).vocab)          # resume: the run's own subwords
