@@ -1,8 +1,8 @@
 """Sentence polarity on Movie Review (Pang & Lee 2005): 10-fold cross-validation accuracy of the
-BiLSTM with max/mean pooling (random embeddings), then the final model on all data and six
+BiLSTM with max/mean pooling (random embeddings), then the final model on all data and 18
 pairs of sentences with the same words in another order ("good, not bad" / "bad, not good").
 
-    python bench/sentiment.py [--out runs/sentiment] [--folds 10]
+    python bench/sentiment.py [--out runs/sentiment] [--folds 10]   # any SentimentConfig field: --help
 
 Published (10-fold CV): Kim 2014 CNN-rand 76.1%; NBSVM (Wang & Manning 2012) 79.4%.
 """
@@ -15,7 +15,10 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
 
+from rnnkit.cli.options import add_config_options, config_from_args  # noqa: E402
 from rnnkit.tasks.sentiment import SentimentConfig, load_classifier, train_sentiment  # noqa: E402
 
 
@@ -44,21 +47,16 @@ PAIRS = [("the food was good, not bad at all", "the food was bad, not good at al
 CHOSEN_ON = 12
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/sentiment", help="run folder for the final model (default runs/sentiment)")
-    p.add_argument("--folds", type=int, default=10)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--negation", type=float, default=SentimentConfig.negation,
-                   help=f"synthetic negation sentences, as a share of the training part (default {SentimentConfig.negation})")
-    p.add_argument("--members", type=int, default=SentimentConfig.members, help="models averaged (an ensemble)")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-    steps = f" --max-steps {args.max_steps}" if args.max_steps else ""
-    print(f"command: rnnkit train sentiment --out {args.out} --folds {args.folds} --negation {args.negation:g} "
-          f"--members {args.members} --seed {args.seed}{steps}")
-    report = train_sentiment(SentimentConfig(out_dir=args.out, folds=args.folds, max_steps=args.max_steps,
-                                             negation=args.negation, members=args.members, seed=args.seed))
+    add_config_options(p, SentimentConfig, skip={"out_dir"})
+    p.set_defaults(folds=10)
+    args = p.parse_args(argv)
+    print("command: python bench/sentiment.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])))
+    config = config_from_args(SentimentConfig, args, out_dir=args.out)
+    print(f"config: {config}")
+    report = train_sentiment(config)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores (shared), numpy float32; "
           f"{report.seconds / 60:.1f} min in all")
     print("per-fold test accuracy (%):", " ".join(f"{100 * a:.2f}" for a in report.fold_accuracies))

@@ -95,7 +95,7 @@ class TrainResult:
     stopped: str                             # "max_steps", "max_epochs", "seconds" or "early_stopping"
     train_loss: float                        # mean train loss over the last log interval
     val: dict | None                         # the last validation metrics
-    best_val_loss: float | None              # the lowest validation loss
+    best_val_loss: float | None              # the lowest monitored metric (config.monitor, "loss" by default)
     checkpoint: str | None                   # the latest checkpoint folder
     history: dict = field(default_factory=dict)  # {"train": [[step, s, loss]], "val": [[step, s, {...}]]}
 

@@ -220,8 +220,9 @@ class WordIds:
 def polar_words(sentences, labels, k: int, min_count: int = 10, neutral_below: float = 0.25):
     """The k most positive, the k most negative and the k most neutral words of a labelled set,
     ranked by their smoothed log-count ratio r(w) = log((1 + n_pos(w)) / (1 + n_neg(w))) (the
-    weights of NBSVM, Wang & Manning 2012), among words seen at least min_count times; neutral
-    words have |r| < neutral_below. Returns (positive, negative, neutral)."""
+    weights of NBSVM, Wang & Manning 2012), n_pos(w) and n_neg(w) counting the positive and the
+    negative sentences that hold w, among words in at least min_count sentences; neutral words
+    have |r| < neutral_below. Returns (positive, negative, neutral)."""
     pos, neg = Counter(), Counter()
     for sentence, y in zip(sentences, labels):
         (pos if y == 1 else neg).update(set(sentence))
