@@ -13,18 +13,25 @@ passes through unchanged and its output is zero, in either direction (see rnnkit
 steps instead. float32 uses a rational tanh (Eigen's, error < 3e-7) that vectorizes; float64
 uses libm's.
 
-The per-step products run on one BLAS thread (`one_blas_thread`): they are small and come one
-after another, between single-threaded gate loops, and a second thread that sleeps between them
-costs more than it brings. Measured on this 2-core machine, idle: LSTM (T, B, H) = (35, 20, 650)
-inference 96 ms on one thread against 190 ms on two, (100, 32, 128) 11 ms against 16 ms; under
-load two threads were up to 20x slower. The few large products per sequence (input projection,
-weight gradients) stay with NumPy's threaded BLAS.
+Threads: the hidden units are cut into `parts` (P <= the cores), and per step each part makes
+its own slice of the recurrent product and then its own units' gates, in parallel (Numba's
+prange, OpenMP), meeting once per step; each product runs on one BLAS thread (`one_blas_thread`),
+and each thread packs only its share of W_hh. On this 2-core machine that halves the kernel time
+at H >= 128 (LSTM (35, 20, 650) forward 42 ms against 22 ms) where two BLAS threads on one
+product were slower than one (190 ms against 96 ms), the second thread sleeping through the gate
+loops. A step needs all parts, so a part whose core is busy elsewhere stalls every step: P is 1
+for steps too small to pay for waking a thread, and, unless RNNKIT_THREADS=N fixes it, no more
+than the cores other processes leave idle (read from /proc/stat).
 """
 from __future__ import annotations
 
 import os
+import time
+import types
 
 import numpy as np
+
+from .blas import thread_setter
 
 try:
     if os.environ.get("RNNKIT_NUMBA", "1") == "0":
@@ -37,23 +44,7 @@ except ImportError:
 ENABLED = numba is not None
 
 
-def _blas_thread_setter():
-    """OpenBLAS's thread-local thread count for the BLAS that Numba calls (SciPy's), if found."""
-    import ctypes
-    import glob
-    try:
-        import scipy
-        folder = os.path.join(os.path.dirname(scipy.__file__), os.pardir, "scipy.libs")
-        for path in glob.glob(os.path.join(folder, "libscipy_openblas*.so*")):
-            setter = ctypes.CDLL(path).openblas_set_num_threads_local
-            setter.restype, setter.argtypes = ctypes.c_int, [ctypes.c_int]
-            return setter
-    except (ImportError, OSError, AttributeError):
-        pass
-    return None
-
-
-_set_blas_threads = _blas_thread_setter() if ENABLED else None
+_set_blas_threads = thread_setter("scipy") if ENABLED else None
 
 
 class one_blas_thread:
@@ -69,12 +60,136 @@ class one_blas_thread:
         return False
 
 
+def _thread_count():
+    value = os.environ.get("RNNKIT_THREADS", "")
+    if value == "":
+        return numba.get_num_threads() if ENABLED else 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"RNNKIT_THREADS must be a positive integer, got {value!r}")
+    return int(value)
+
+
+THREADS = _thread_count()
+ADAPT = os.environ.get("RNNKIT_THREADS", "") == ""   # follow the other processes' load
+MIN_UNITS = 32          # hidden units per part, at least
+MIN_WORK = 2_500_000    # multiply-adds of the recurrence per part per step (B * G * H * H / P)
+
+
+def parts(B, G, H):
+    """How many parts to cut the H hidden units into: one per thread, each worth its thread, and
+    (unless RNNKIT_THREADS says otherwise) no more than the cores other processes leave free: the
+    parts meet once per step, so one whose core another process holds stalls all the others."""
+    P = min(THREADS, H // MIN_UNITS)
+    if MIN_WORK > 0:
+        P = min(P, B * G * H * H // MIN_WORK)
+    if ADAPT and P > 1:
+        P = min(P, int(_cpus() - others_busy() + 0.3))
+    if P > 1:
+        prepare_workers()
+    return max(1, int(P))
+
+
+_sample = None          # (monotonic time, busy CPU seconds of the machine, CPU seconds of this process)
+_others = 0.0
+
+
+def _cpus():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _machine_busy_seconds():
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:9]]   # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def others_busy():
+    """Cores kept busy by other processes since the last look (Linux's /proc/stat less this
+    process's own CPU time), re-read at most every 0.25 s; 0 where /proc/stat is missing."""
+    global _sample, _others
+    now = time.monotonic()
+    if _sample is not None and now - _sample[0] < 0.25:
+        return _others
+    try:
+        busy = _machine_busy_seconds()
+    except (OSError, ValueError):
+        return 0.0
+    own = time.process_time()
+    if _sample is not None:
+        _others = max(0.0, (busy - _sample[1]) - (own - _sample[2])) / (now - _sample[0])
+    _sample = (now, busy, own)
+    return _others
+
+
+def _edges(H, P):
+    return np.array([H * k // P for k in range(P + 1)], np.int64)
+
+
+def _units(H, P):
+    """edges (P + 1,), and each part's units (P, m) padded to the largest part, with a mask of the real ones."""
+    edges = _edges(H, P)
+    unit = edges[:-1, None] + np.arange(int(np.diff(edges).max()))
+    return edges, np.minimum(unit, H - 1), unit < edges[1:, None]
+
+
+def forward_weights(W_hh, b_hh, P):
+    """edges, Wp (P, G*m, H) and bp (P, G*m): each part's gate rows of W_hh and b_hh, its m units per
+    gate side by side (zero rows where a part has fewer), for hp = h_prev @ Wp[p].T."""
+    H = W_hh.shape[1]
+    if P == 1:
+        return _edges(H, 1), W_hh[None], b_hh[None]
+    edges, unit, real = _units(H, P)
+    G, m = W_hh.shape[0] // H, unit.shape[1]
+    rows = (np.arange(G)[:, None] * H + unit[:, None, :]).reshape(P, G * m)
+    real = np.broadcast_to(real[:, None, :], (P, G, m)).reshape(P, G * m)
+    return edges, np.where(real[..., None], W_hh[rows], 0), np.where(real, b_hh[rows], 0)
+
+
+def backward_weights(W_hh, P):
+    """edges and Wc (P, G*H, m): each part's columns of W_hh (zero where it has fewer than m), for
+    dh_prev[:, j0:j1] = dhp @ Wc[p]."""
+    H = W_hh.shape[1]
+    if P == 1:
+        return _edges(H, 1), W_hh[None]
+    edges, unit, real = _units(H, P)
+    return edges, np.ascontiguousarray(np.where(real[:, None, :], W_hh[:, unit].transpose(1, 0, 2), 0))
+
+
+if ENABLED:
+    others_busy()                                      # the first look: later ones measure from here
+
+_workers_ready = False
+
+
+def prepare_workers():
+    """Numba's worker threads call BLAS too: set each one's OpenBLAS to one thread, once."""
+    global _workers_ready
+    if _workers_ready or not ENABLED:
+        return
+    _workers_ready = True
+    if _set_blas_threads is None:
+        return
+    setter = _set_blas_threads
+
+    @numba.njit(parallel=True)
+    def each_thread(n):
+        for _ in numba.prange(n):
+            setter(1)
+
+    with one_blas_thread():                            # the calling thread gets its own setting back
+        each_thread(numba.get_num_threads())
+
+
 def _fallback(*args, **kwargs):
     raise RuntimeError("rnnkit.kernels: Numba is not available (or RNNKIT_NUMBA=0)")
 
 
 if ENABLED:
     jit = numba.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+    only_prange = dict(prange=True, comprehension=False, reduction=False, inplace_binop=False, setitem=False,
+                       numpy=False, stencil=False, fusion=False)      # slice copies stay plain loops
+    parallel_jit = numba.njit(cache=True, fastmath=True, error_model="numpy", nogil=True, parallel=only_prange)
+    prange = numba.prange
     inline = numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 
     def tanh(x):
@@ -113,215 +228,389 @@ if ENABLED:
     @inline
     def order(t, T, reverse):
         return T - 1 - t if reverse else t
+
+    @inline
+    def dot_rows(a, W, out):
+        """out = a @ W for a (n, K); one row is a matrix-vector product (no GEMM set-up)."""
+        if a.shape[0] == 1:
+            np.dot(a[0], W, out[0])
+        else:
+            np.dot(a, W, out)
 else:
-    jit = inline = None
+    jit = parallel_jit = inline = None
+    prange = range
 
 
 def _kernel(f):
     return jit(f) if ENABLED else _fallback
 
 
-# Each kernel walks the steps in order and, per step, makes one BLAS product for the recurrence and
-# then short loops over one batch row at a time. Every loop runs over contiguous row views with no
+class _KernelPair:
+    """One kernel compiled twice: kernel[P] is the serial build for P = 1 (prange runs as a plain
+    loop; a parallel build there ran the backward 25x slower) and the parallel build for P > 1."""
+
+    def __init__(self, f):
+        self.__doc__ = f.__doc__
+        if not ENABLED:
+            self.serial = self.parallel = _fallback
+            return
+        twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_parallel", f.__defaults__)
+        twin.__qualname__ = f.__qualname__ + "_parallel"               # its own on-disk cache
+        self.serial, self.parallel = jit(f), parallel_jit(twin)
+
+    def __getitem__(self, P):
+        return self.serial if P == 1 else self.parallel
+
+
+def _inline(f):
+    return inline(f) if ENABLED else f
+
+
+# Each kernel walks the steps in order. Per step, each part p of the hidden units [j0, j1) makes its
+# product (forward: its gate columns of h_prev @ W_hh.T; backward: its columns of dhp @ W_hh) and
+# then the gate arithmetic of its own units, in short loops over one batch row at a time; the parts
+# run in parallel (prange) and meet once per step. Every loop runs over contiguous views with no
 # branch inside, so LLVM vectorizes it (one fused loop with all the gates did 3.6x worse). A padded
-# row (t >= lengths[b]) skips the cell: its saved values are zero, its output is zero and its state,
-# or its gradient, passes through unchanged.
+# row (t >= lengths[b]) skips the cell: its saved values are zero, its output is zero and its
+# state, or its gradient, passes through unchanged.
+#
+# Forward reads h_prev from one of two buffers and writes h into the other, so no part overwrites
+# a state another still reads. Backward runs T + 1 rounds: round s first finishes step s - 1 (the
+# product into dh_prev for its units, which needs every part's dhp of that step) and then does the
+# gates of step s, which need only its own units of dh.
+
+@_inline
+def units(edges, p):
+    return edges[p], edges[p + 1]
+
+
+@_inline
+def keep_state(t, b, j0, j1, keep, h_prev, c, h_prevs, c_prevs, has_c):
+    if keep:
+        h_prevs[t, b, j0:j1] = h_prev[b, j0:j1]
+        if has_c:
+            c_prevs[t, b, j0:j1] = c[b, j0:j1]
+
+
+@_inline
+def into_h_prev(p, j0, j1, t, lengths, dhp_t, Wc, dhs, dh, direct, has_direct):
+    """dh[:, j0:j1] = dhp_t @ W_hh[:, j0:j1] (+ the direct path); padded rows keep their dh."""
+    dot_rows(dhp_t, Wc[p], dhs[p])
+    n = j1 - j0
+    for b in range(dh.shape[0]):
+        if has_direct:
+            dh[b, j0:j1] = dhs[p, b, :n] + direct[b, j0:j1]
+        elif t < lengths[b]:
+            dh[b, j0:j1] = dhs[p, b, :n]
+
 
 # --- RNN: h = f(xp + h_prev @ W_hh.T + b_hh), f = tanh (relu=False) or relu ----------------------
 
-@_kernel
-def rnn_forward(xp, W_hh, b_hh, h, lengths, reverse, relu, keep, out, h_prevs):
+@_inline
+def rnn_forward_part(p, t, xp, Wp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps):
+    j0, j1 = units(edges, p)
+    n, zero = j1 - j0, xp.dtype.type(0)
+    dot_rows(h_prev, Wp[p].T, hps[p])
+    bias = bp[p]
+    for b in range(h_prev.shape[0]):
+        keep_state(t, b, j0, j1, keep, h_prev, h_prev, h_prevs, h_prevs, False)
+        a, o_ = xp[t, b, j0:j1], out[t, b, j0:j1]
+        if t >= lengths[b]:
+            a[:] = zero
+            o_[:] = zero
+            h_next[b, j0:j1] = h_prev[b, j0:j1]
+            continue
+        hp_ = hps[p, b]
+        if relu:
+            for q in range(n):
+                a[q] = max(a[q] + hp_[q] + bias[q], zero)
+        else:
+            for q in range(n):
+                a[q] = tanh(a[q] + hp_[q] + bias[q])
+        o_[:] = a
+        h_next[b, j0:j1] = a
+
+
+@_KernelPair
+def rnn_forward(xp, Wp, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs):
     """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out."""
-    T, B, H = xp.shape
-    zero = xp.dtype.type(0)
-    hp = np.empty((B, H), xp.dtype)
+    T, B, _ = xp.shape
+    P = Wp.shape[0]
+    hps = np.empty((P, B, Wp.shape[1]), xp.dtype)
+    hs = np.empty((2, B, h.shape[1]), xp.dtype)
+    hs[0] = h
     for s in range(T):
         t = order(s, T, reverse)
-        np.dot(h, W_hh.T, hp)
-        if keep:
-            h_prevs[t] = h
-        for b in range(B):
-            a, hp_ = xp[t, b], hp[b]
-            if t >= lengths[b]:
-                a[:] = zero
-                out[t, b] = zero
-                continue
-            if relu:
-                for j in range(H):
-                    a[j] = max(a[j] + hp_[j] + b_hh[j], zero)
-            else:
-                for j in range(H):
-                    a[j] = tanh(a[j] + hp_[j] + b_hh[j])
-            out[t, b] = a
-            h[b] = a
+        for p in prange(P):
+            rnn_forward_part(p, t, xp, Wp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep, out,
+                             h_prevs, hps)
+    h[:] = hs[T % 2]
 
 
-@_kernel
-def rnn_backward(saved, W_hh, dout, dh, lengths, reverse, relu):
-    """saved (T, B, H) becomes dxp = dhp; dh (B, H) is dh_n in, dh0 out."""
-    T, B, H = saved.shape
+@_inline
+def rnn_backward_part(p, t, saved, dout, dh, edges, lengths, relu):
+    j0, j1 = units(edges, p)
+    n = j1 - j0
     one = saved.dtype.type(1)
     zero = one - one
-    dh_skip = np.zeros((B, H), saved.dtype)
-    for s in range(T - 1, -1, -1):
-        t = order(s, T, reverse)
-        padded = False
-        for b in range(B):
-            h_, do_, dh_ = saved[t, b], dout[t, b], dh[b]
-            if t >= lengths[b]:                                       # padding carries dh past the cell
-                padded = True
-                dh_skip[b] = dh_
-                h_[:] = zero
-                continue
-            dh_skip[b] = zero
-            if relu:
-                for j in range(H):
-                    h_[j] = do_[j] + dh_[j] if h_[j] > zero else zero
-            else:
-                for j in range(H):
-                    h_[j] = (do_[j] + dh_[j]) * (one - h_[j] * h_[j])    # through tanh
-        np.dot(saved[t], W_hh, dh)                                    # into h_prev
-        if padded:
-            dh += dh_skip
+    for b in range(dh.shape[0]):
+        h_ = saved[t, b, j0:j1]
+        if t >= lengths[b]:                                       # padding carries dh past the cell
+            h_[:] = zero
+            continue
+        do_, dh_ = dout[t, b, j0:j1], dh[b, j0:j1]
+        if relu:
+            for q in range(n):
+                h_[q] = do_[q] + dh_[q] if h_[q] > zero else zero
+        else:
+            for q in range(n):
+                h_[q] = (do_[q] + dh_[q]) * (one - h_[q] * h_[q])    # through tanh
+
+
+@_inline
+def rnn_backward_round(p, s, saved, Wc, edges, dout, dh, lengths, reverse, relu, dhs):
+    T = saved.shape[0]
+    j0, j1 = units(edges, p)
+    if s > 0:
+        t1 = order(T - s, T, reverse)
+        into_h_prev(p, j0, j1, t1, lengths, saved[t1], Wc, dhs, dh, dh, False)
+    if s < T:
+        rnn_backward_part(p, order(T - 1 - s, T, reverse), saved, dout, dh, edges, lengths, relu)
+
+
+@_KernelPair
+def rnn_backward(saved, Wc, edges, dout, dh, lengths, reverse, relu):
+    """saved (T, B, H) becomes dxp = dhp; dh (B, H) is dh_n in, dh0 out."""
+    T, B, _ = saved.shape
+    P = Wc.shape[0]
+    dhs = np.empty((P, B, Wc.shape[2]), saved.dtype)
+    for s in range(T + 1):
+        for p in prange(P):
+            rnn_backward_round(p, s, saved, Wc, edges, dout, dh, lengths, reverse, relu, dhs)
 
 
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
 
-@_kernel
-def lstm_forward(xp, W_hh, b_hh, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs):
+@_inline
+def lstm_forward_part(p, t, xp, Wp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs,
+                      tcs, hps):
+    j0, j1 = units(edges, p)
+    n, zero = j1 - j0, xp.dtype.type(0)
+    H, m = h_prev.shape[1], Wp.shape[1] // 4                      # m: units per part, padded
+    dot_rows(h_prev, Wp[p].T, hps[p])
+    bias = bp[p]
+    for b in range(h_prev.shape[0]):
+        keep_state(t, b, j0, j1, keep, h_prev, c, h_prevs, c_prevs, True)
+        a = xp[t, b]
+        ai, af, ag, ao = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
+        tc_, o_ = tcs[t if keep else 0, b, j0:j1], out[t, b, j0:j1]
+        if t >= lengths[b]:
+            a[j0:j1] = zero                                          # i, f, g, o of these units
+            a[H + j0:H + j1] = zero
+            a[2 * H + j0:2 * H + j1] = zero
+            a[3 * H + j0:3 * H + j1] = zero
+            tc_[:] = zero
+            o_[:] = zero
+            h_next[b, j0:j1] = h_prev[b, j0:j1]
+            continue
+        hp_, c_ = hps[p, b], c[b, j0:j1]
+        for q in range(n):
+            ai[q] = sigmoid(ai[q] + hp_[q] + bias[q])
+        for q in range(n):
+            af[q] = sigmoid(af[q] + hp_[m + q] + bias[m + q])
+        for q in range(n):
+            ag[q] = tanh(ag[q] + hp_[2 * m + q] + bias[2 * m + q])
+        for q in range(n):
+            ao[q] = sigmoid(ao[q] + hp_[3 * m + q] + bias[3 * m + q])
+        for q in range(n):
+            c_[q] = af[q] * c_[q] + ai[q] * ag[q]                     # c = f c_prev + i g
+        for q in range(n):
+            tc_[q] = tanh(c_[q])
+        for q in range(n):
+            o_[q] = ao[q] * tc_[q]                                   # h = o tanh(c)
+        h_next[b, j0:j1] = o_
+
+
+@_KernelPair
+def lstm_forward(xp, Wp, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs):
     """xp (T, B, 4H) becomes [i, f, g, o]; h, c (B, H) are h0, c0 in and h_n, c_n out.
     tcs holds tanh(c) per step, or has one step (scratch) when keep is False."""
-    T, B, G = xp.shape
-    zero = xp.dtype.type(0)
-    H = G // 4
-    hp = np.empty((B, G), xp.dtype)
+    T, B, _ = xp.shape
+    P = Wp.shape[0]
+    hps = np.empty((P, B, Wp.shape[1]), xp.dtype)
+    hs = np.empty((2, B, h.shape[1]), xp.dtype)
+    hs[0] = h
     for s in range(T):
         t = order(s, T, reverse)
-        np.dot(h, W_hh.T, hp)
-        if keep:
-            h_prevs[t] = h
-            c_prevs[t] = c
-        for b in range(B):
-            a, tc_ = xp[t, b], tcs[t if keep else 0, b]
-            if t >= lengths[b]:
-                a[:] = zero
-                tc_[:] = zero
-                out[t, b] = zero
-                continue
-            hp_, c_, h_ = hp[b], c[b], out[t, b]
-            for j in range(2 * H):
-                a[j] = sigmoid(a[j] + hp_[j] + b_hh[j])                    # i, f
-            for j in range(2 * H, 3 * H):
-                a[j] = tanh(a[j] + hp_[j] + b_hh[j])                       # g
-            for j in range(3 * H, G):
-                a[j] = sigmoid(a[j] + hp_[j] + b_hh[j])                    # o
-            for j in range(H):
-                c_[j] = a[H + j] * c_[j] + a[j] * a[2 * H + j]             # c = f c_prev + i g
-            for j in range(H):
-                tc_[j] = tanh(c_[j])
-            for j in range(H):
-                h_[j] = a[3 * H + j] * tc_[j]                              # h = o tanh(c)
-            h[b] = h_
+        for p in prange(P):
+            lstm_forward_part(p, t, xp, Wp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out,
+                              h_prevs, c_prevs, tcs, hps)
+    h[:] = hs[T % 2]
 
 
-@_kernel
-def lstm_backward(saved, tcs, c_prevs, W_hh, dout, dh, dc, lengths, reverse):
-    """saved (T, B, 4H) becomes dxp = dhp; dh, dc (B, H) are dh_n, dc_n in and dh0, dc0 out."""
-    T, B, G = saved.shape
+@_inline
+def lstm_backward_part(p, t, saved, tcs, c_prevs, dout, dh, dc, edges, lengths):
+    j0, j1 = units(edges, p)
+    n = j1 - j0
     one = saved.dtype.type(1)
     zero = one - one
-    H = G // 4
-    dh_skip = np.zeros((B, H), saved.dtype)
-    for s in range(T - 1, -1, -1):
-        t = order(s, T, reverse)
-        padded = False
-        for b in range(B):
-            a, dh_ = saved[t, b], dh[b]
-            if t >= lengths[b]:
-                padded = True
-                dh_skip[b] = dh_
-                a[:] = zero
-                continue
-            dh_skip[b] = zero
-            tc_, cp_, do_, dc_ = tcs[t, b], c_prevs[t, b], dout[t, b], dc[b]
-            for j in range(H):
-                i, f, g, o = a[j], a[H + j], a[2 * H + j], a[3 * H + j]
-                tc = tc_[j]
-                dh_t = do_[j] + dh_[j]
-                dc_t = dc_[j] + dh_t * o * (one - tc * tc)                 # into c, through tanh(c)
-                a[j] = dc_t * g * i * (one - i)                            # di, through sigmoid
-                a[H + j] = dc_t * cp_[j] * f * (one - f)                   # df
-                a[2 * H + j] = dc_t * i * (one - g * g)                    # dg, through tanh
-                a[3 * H + j] = dh_t * tc * o * (one - o)                   # do
-                dc_[j] = dc_t * f                                          # into c_prev
-        np.dot(saved[t], W_hh, dh)                                         # into h_prev
-        if padded:
-            dh += dh_skip
+    H = dh.shape[1]
+    for b in range(dh.shape[0]):
+        a = saved[t, b]
+        ai, af, ag, ao = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
+        if t >= lengths[b]:
+            a[j0:j1] = zero                                          # i, f, g, o of these units
+            a[H + j0:H + j1] = zero
+            a[2 * H + j0:2 * H + j1] = zero
+            a[3 * H + j0:3 * H + j1] = zero
+            continue
+        tc_, cp_, do_, dh_, dc_ = tcs[t, b, j0:j1], c_prevs[t, b, j0:j1], dout[t, b, j0:j1], dh[b, j0:j1], dc[b, j0:j1]
+        for q in range(n):
+            i, f, g, o = ai[q], af[q], ag[q], ao[q]
+            tc = tc_[q]
+            dh_t = do_[q] + dh_[q]
+            dc_t = dc_[q] + dh_t * o * (one - tc * tc)               # into c, through tanh(c)
+            ai[q] = dc_t * g * i * (one - i)                         # di, through sigmoid
+            af[q] = dc_t * cp_[q] * f * (one - f)                    # df
+            ag[q] = dc_t * i * (one - g * g)                         # dg, through tanh
+            ao[q] = dh_t * tc * o * (one - o)                        # do
+            dc_[q] = dc_t * f                                        # into c_prev
+
+
+@_inline
+def lstm_backward_round(p, s, saved, tcs, c_prevs, Wc, edges, dout, dh, dc, lengths, reverse, dhs):
+    T = saved.shape[0]
+    j0, j1 = units(edges, p)
+    if s > 0:
+        t1 = order(T - s, T, reverse)
+        into_h_prev(p, j0, j1, t1, lengths, saved[t1], Wc, dhs, dh, dh, False)
+    if s < T:
+        lstm_backward_part(p, order(T - 1 - s, T, reverse), saved, tcs, c_prevs, dout, dh, dc, edges, lengths)
+
+
+@_KernelPair
+def lstm_backward(saved, tcs, c_prevs, Wc, edges, dout, dh, dc, lengths, reverse):
+    """saved (T, B, 4H) becomes dxp = dhp; dh, dc (B, H) are dh_n, dc_n in and dh0, dc0 out."""
+    T, B, _ = saved.shape
+    P = Wc.shape[0]
+    dhs = np.empty((P, B, Wc.shape[2]), saved.dtype)
+    for s in range(T + 1):
+        for p in prange(P):
+            lstm_backward_round(p, s, saved, tcs, c_prevs, Wc, edges, dout, dh, dc, lengths, reverse, dhs)
 
 
 # --- GRU: saved = [r, z, n] over xp, hp_n beside --------------------------------------------------
 
-@_kernel
-def gru_forward(xp, W_hh, b_hh, h, lengths, reverse, keep, out, h_prevs, hp_ns):
+@_inline
+def gru_forward_part(p, t, xp, Wp, bp, edges, h_prev, h_next, lengths, keep, out, h_prevs, hp_ns, hps):
+    j0, j1 = units(edges, p)
+    n, zero = j1 - j0, xp.dtype.type(0)
+    H, m = h_prev.shape[1], Wp.shape[1] // 3
+    dot_rows(h_prev, Wp[p].T, hps[p])
+    bias = bp[p]
+    for b in range(h_prev.shape[0]):
+        keep_state(t, b, j0, j1, keep, h_prev, h_prev, h_prevs, h_prevs, False)
+        a = xp[t, b]
+        ar, az, an = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1]
+        hpn_, o_ = hp_ns[t if keep else 0, b, j0:j1], out[t, b, j0:j1]
+        if t >= lengths[b]:
+            a[j0:j1] = zero                                          # r, z, n of these units
+            a[H + j0:H + j1] = zero
+            a[2 * H + j0:2 * H + j1] = zero
+            hpn_[:] = zero
+            o_[:] = zero
+            h_next[b, j0:j1] = h_prev[b, j0:j1]
+            continue
+        hp_, hprev_ = hps[p, b], h_prev[b, j0:j1]
+        for q in range(n):
+            ar[q] = sigmoid(ar[q] + hp_[q] + bias[q])
+        for q in range(n):
+            az[q] = sigmoid(az[q] + hp_[m + q] + bias[m + q])
+        for q in range(n):
+            hpn_[q] = hp_[2 * m + q] + bias[2 * m + q]
+        for q in range(n):
+            an[q] = tanh(an[q] + ar[q] * hpn_[q])                    # n = tanh(xp_n + r hp_n)
+        for q in range(n):
+            o_[q] = an[q] + az[q] * (hprev_[q] - an[q])              # h = n + z (h_prev - n)
+        h_next[b, j0:j1] = o_
+
+
+@_KernelPair
+def gru_forward(xp, Wp, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns):
     """xp (T, B, 3H) becomes [r, z, n]; h (B, H) is h0 in, h_n out.
     hp_ns holds W_hn h_prev + b_hn per step, or has one step (scratch) when keep is False."""
-    T, B, G = xp.shape
-    zero = xp.dtype.type(0)
-    H = G // 3
-    hp = np.empty((B, G), xp.dtype)
+    T, B, _ = xp.shape
+    P = Wp.shape[0]
+    hps = np.empty((P, B, Wp.shape[1]), xp.dtype)
+    hs = np.empty((2, B, h.shape[1]), xp.dtype)
+    hs[0] = h
     for s in range(T):
         t = order(s, T, reverse)
-        np.dot(h, W_hh.T, hp)
-        if keep:
-            h_prevs[t] = h
-        for b in range(B):
-            a, hpn_ = xp[t, b], hp_ns[t if keep else 0, b]
-            if t >= lengths[b]:
-                a[:] = zero
-                hpn_[:] = zero
-                out[t, b] = zero
-                continue
-            hp_, h_, o_ = hp[b], h[b], out[t, b]
-            for j in range(2 * H):
-                a[j] = sigmoid(a[j] + hp_[j] + b_hh[j])                    # r, z
-            for j in range(H):
-                hpn_[j] = hp_[2 * H + j] + b_hh[2 * H + j]
-            for j in range(H):
-                a[2 * H + j] = tanh(a[2 * H + j] + a[j] * hpn_[j])         # n = tanh(xp_n + r hp_n)
-            for j in range(H):
-                o_[j] = a[2 * H + j] + a[H + j] * (h_[j] - a[2 * H + j])   # h = n + z (h_prev - n)
-            h[b] = o_
+        for p in prange(P):
+            gru_forward_part(p, t, xp, Wp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out, h_prevs,
+                             hp_ns, hps)
+    h[:] = hs[T % 2]
 
 
-@_kernel
-def gru_backward(saved, hp_ns, h_prevs, W_hh, dout, dh, lengths, reverse, dhp):
-    """saved (T, B, 3H) becomes dxp, and dhp (T, B, 3H) is filled; dh (B, H) is dh_n in, dh0 out."""
-    T, B, G = saved.shape
+@_inline
+def gru_backward_part(p, t, saved, hp_ns, h_prevs, dout, dh, direct, dhp_t, edges, lengths):
+    j0, j1 = units(edges, p)
+    n = j1 - j0
     one = saved.dtype.type(1)
     zero = one - one
-    H = G // 3
-    dh_direct = np.zeros((B, H), saved.dtype)
-    for s in range(T - 1, -1, -1):
-        t = order(s, T, reverse)
-        for b in range(B):
-            a, d_, dh_, dd_ = saved[t, b], dhp[t, b], dh[b], dh_direct[b]
-            if t >= lengths[b]:                                            # padding carries dh
-                a[:] = zero
-                d_[:] = zero
-                dd_[:] = dh_
-                continue
-            hpn_, hprev_, do_ = hp_ns[t, b], h_prevs[t, b], dout[t, b]
-            for j in range(H):
-                r, z, n = a[j], a[H + j], a[2 * H + j]
-                dh_t = do_[j] + dh_[j]
-                dn = dh_t * (one - z) * (one - n * n)                      # into n, through tanh
-                dr = dn * hpn_[j] * r * (one - r)                          # through sigmoid
-                dz = dh_t * (hprev_[j] - n) * z * (one - z)
-                a[j], a[H + j], a[2 * H + j] = dr, dz, dn
-                d_[j], d_[H + j], d_[2 * H + j] = dr, dz, dn * r           # into hp_n via r
-                dd_[j] = dh_t * z                                          # the direct path
-        np.dot(dhp[t], W_hh, dh)                                           # into h_prev
-        dh += dh_direct
+    H = dh.shape[1]
+    for b in range(dh.shape[0]):
+        a, d_ = saved[t, b], dhp_t[b]
+        ar, az, an = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1]
+        dr_, dz_, dn_ = d_[j0:j1], d_[H + j0:H + j1], d_[2 * H + j0:2 * H + j1]
+        hpn_, dd_, dh_ = hp_ns[t, b, j0:j1], direct[b, j0:j1], dh[b, j0:j1]
+        if t >= lengths[b]:                                          # padding carries dh
+            a[j0:j1] = zero
+            a[H + j0:H + j1] = zero
+            a[2 * H + j0:2 * H + j1] = zero
+            d_[j0:j1] = zero
+            d_[H + j0:H + j1] = zero
+            d_[2 * H + j0:2 * H + j1] = zero
+            hpn_[:] = zero
+            dd_[:] = dh_
+            continue
+        hprev_, do_ = h_prevs[t, b, j0:j1], dout[t, b, j0:j1]
+        for q in range(n):
+            r, z, nn = ar[q], az[q], an[q]
+            dh_t = do_[q] + dh_[q]
+            dn = dh_t * (one - z) * (one - nn * nn)                  # into n, through tanh
+            dr = dn * hpn_[q] * r * (one - r)                        # through sigmoid
+            dz = dh_t * (hprev_[q] - nn) * z * (one - z)
+            ar[q], az[q], an[q] = dr, dz, dn
+            dr_[q], dz_[q], dn_[q] = dr, dz, dn * r                  # into hp_n via r
+            hpn_[q] = dn * r
+            dd_[q] = dh_t * z                                        # the direct path
+
+
+@_inline
+def gru_backward_round(p, s, saved, hp_ns, h_prevs, Wc, edges, dout, dh, lengths, reverse, dhs, dhps, direct):
+    T = saved.shape[0]
+    j0, j1 = units(edges, p)
+    if s > 0:
+        into_h_prev(p, j0, j1, 0, lengths, dhps[(s - 1) % 2], Wc, dhs, dh, direct, True)
+    if s < T:
+        gru_backward_part(p, order(T - 1 - s, T, reverse), saved, hp_ns, h_prevs, dout, dh, direct, dhps[s % 2],
+                          edges, lengths)
+
+
+@_KernelPair
+def gru_backward(saved, hp_ns, h_prevs, Wc, edges, dout, dh, lengths, reverse):
+    """saved (T, B, 3H) becomes dxp = [dr, dz, dn] and hp_ns (T, B, H) becomes dn * r, the rest of
+    dhp = [dr, dz, dn * r]; dh (B, H) is dh_n in, dh0 out."""
+    T, B, G = saved.shape
+    P = Wc.shape[0]
+    dhs = np.empty((P, B, Wc.shape[2]), saved.dtype)
+    dhps = np.empty((2, B, G), saved.dtype)                           # dhp of the last two steps
+    direct = np.empty((B, dh.shape[1]), saved.dtype)
+    for s in range(T + 1):
+        for p in prange(P):
+            gru_backward_round(p, s, saved, hp_ns, h_prevs, Wc, edges, dout, dh, lengths, reverse, dhs, dhps,
+                               direct)
 
 
 # --- one LSTM cell step (rnnkit.LSTMCell): both products and the gates in one call ----------------
@@ -333,12 +622,8 @@ def lstm_cell_forward(x, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh, saved, h, c):
     G = 4 * H
     xp = np.empty((B, G), x.dtype)
     hp = np.empty((B, G), x.dtype)
-    if B == 1:                                         # matrix-vector products: no GEMM set-up
-        np.dot(W_ih, x[0], xp[0])
-        np.dot(W_hh, h_prev[0], hp[0])
-    else:
-        np.dot(x, W_ih.T, xp)
-        np.dot(h_prev, W_hh.T, hp)
+    dot_rows(x, W_ih.T, xp)
+    dot_rows(h_prev, W_hh.T, hp)
     for b in range(B):
         a, xp_, hp_, cp_, c_, h_ = saved[b], xp[b], hp[b], c_prev[b], c[b], h[b]
         for j in range(G):

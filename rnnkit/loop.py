@@ -62,9 +62,12 @@ def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True):
 
 
 def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache):
-    """Back through run_forward. Returns dxp, dhp (each (T, B, G*H)), dh0 and dc0.
+    """Back through run_forward. Returns dxp (T, B, G*H), dhp, dh0 and dc0.
 
-    dW_hh = sum_t dhp[t].T @ h_prevs[t] is left to the caller: one product over all steps.
+    dhp is a tuple of column blocks (T, B, n) that side by side make the gradient of
+    hp = h_prev @ W_hh.T (+ b_hh), without copying them together: (dxp,) for RNN and LSTM, where
+    the two are equal, and (dxp[..., :2H], dn * r) for the fused GRU. dW_hh = sum_t dhp[t].T @
+    h_prevs[t] is left to the caller: one product per block over all steps.
     """
     if cache.fused:
         return fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache)
@@ -94,7 +97,7 @@ def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache):
             dh += dh_skip
             if dc is not None:
                 dc += dc_skip
-    return dxp, dhp, dh, dc
+    return dxp, (dhp,), dh, dc
 
 
 # --- the fused path: one Numba call per direction -------------------------------------------------
@@ -117,16 +120,18 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep):
     h_prevs = np.empty(kept, dt)
     scratch = (T if keep else 1, B, H)                 # tanh(c) or hp_n: a one-step scratch without keep
     c_prevs = extra = None
+    P = kernels.parts(B, GH // H, H)
+    edges, Wp, bp = kernels.forward_weights(W_hh, b_hh, P)
     with kernels.one_blas_thread():
         if isinstance(step, LSTMStep):
             c_prevs, extra = np.empty(kept, dt), np.empty(scratch, dt)
-            kernels.lstm_forward(xp, W_hh, b_hh, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra)
+            kernels.lstm_forward[P](xp, Wp, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra)
         elif isinstance(step, GRUStep):
             extra = np.empty(scratch, dt)
-            kernels.gru_forward(xp, W_hh, b_hh, h, lengths, reverse, keep, out, h_prevs, extra)
+            kernels.gru_forward[P](xp, Wp, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra)
         else:
             relu = step.nonlinearity == "relu"
-            kernels.rnn_forward(xp, W_hh, b_hh, h, lengths, reverse, relu, keep, out, h_prevs)
+            kernels.rnn_forward[P](xp, Wp, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs)
     return out, h, c, (Cache(h_prevs, c_prevs, xp, extra, True) if keep else None)
 
 
@@ -138,13 +143,15 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache):
     lengths = lengths_of(mask, T, B)
     dh = dh_n.copy()                                   # dh_n in, dh0 out
     dc = None if dc_n is None else dc_n.copy()
-    dhp = saved
+    dhp = (saved,)
+    P = kernels.parts(B, saved.shape[2] // H, H)
+    edges, Wc = kernels.backward_weights(W_hh, P)
     with kernels.one_blas_thread():
         if isinstance(step, LSTMStep):
-            kernels.lstm_backward(saved, cache.extra, cache.c_prevs, W_hh, dout, dh, dc, lengths, reverse)
-        elif isinstance(step, GRUStep):
-            dhp = np.empty_like(saved)
-            kernels.gru_backward(saved, cache.extra, cache.h_prevs, W_hh, dout, dh, lengths, reverse, dhp)
+            kernels.lstm_backward[P](saved, cache.extra, cache.c_prevs, Wc, edges, dout, dh, dc, lengths, reverse)
+        elif isinstance(step, GRUStep):                # cache.extra (hp_n) becomes dn * r
+            kernels.gru_backward[P](saved, cache.extra, cache.h_prevs, Wc, edges, dout, dh, lengths, reverse)
+            dhp = (saved[:, :, :2 * H], cache.extra)
         else:
-            kernels.rnn_backward(saved, W_hh, dout, dh, lengths, reverse, step.nonlinearity == "relu")
+            kernels.rnn_backward[P](saved, Wc, edges, dout, dh, lengths, reverse, step.nonlinearity == "relu")
     return saved, dhp, dh, dc

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import checks
+from . import checks, kernels
 from .grad_mode import is_grad_enabled
 from .init import RECURRENT_INITS, recurrent_params
 from .loop import run_backward, run_forward
 from .module import Module
+from .products import matmul
 from .steps import GRUStep, LSTMStep, RNNStep
 
 
@@ -110,11 +111,12 @@ class RNNBase(Module):
         h_n = np.empty_like(h0)
         c_n = np.empty_like(c0) if c0 is not None else None
         layer_input, inputs, caches, drop_masks = x, [], [], []
+        P = self._parts(B)
         for layer in range(self.num_layers):
             output = np.empty((T, B, D * H), self.dtype) if D > 1 else None
             for d in range(D):
                 W_ih, W_hh, b_ih, b_hh = self._weights(layer, d)
-                xp = layer_input.reshape(T * B, -1) @ W_ih.T            # all steps in one product
+                xp = matmul(layer_input.reshape(T * B, -1), W_ih.T, P)  # all steps in one product
                 if b_ih is not None:
                     xp += b_ih
                 k = layer * D + d
@@ -165,6 +167,7 @@ class RNNBase(Module):
         dh0 = np.empty(state_shape, self.dtype)
         dc0 = np.empty(state_shape, self.dtype) if dc_n is not None else None
         g = self.grads
+        P = self._parts(B)
         for layer in range(L - 1, -1, -1):
             if cache["drop_masks"][layer] is not None:
                 dy = dy * cache["drop_masks"][layer]
@@ -182,19 +185,29 @@ class RNNBase(Module):
                     dc0[k] = dc_first
                 s = self._suffix(layer, d)
                 GH = dxp.shape[2]
-                dxp2, dhp2 = dxp.reshape(T * B, GH), dhp.reshape(T * B, GH)
-                g["weight_ih" + s] += dxp2.T @ x2                          # one product over all steps
-                g["weight_hh" + s] += dhp2.T @ h_prevs.reshape(T * B, H)
+                dxp2 = dxp.reshape(T * B, GH)
+                g["weight_ih" + s] += matmul(dxp2.T, x2, P)                # one product over all steps
                 if b_ih is not None:
                     g["bias_ih" + s] += dxp2.sum(0)
-                    g["bias_hh" + s] += dhp2.sum(0)
-                dx_d = dxp2 @ W_ih                                         # into this layer's input
+                col = 0
+                for block in dhp:                                          # dhp's column blocks
+                    n = block.shape[2]
+                    block2 = block.reshape(T * B, n)
+                    g["weight_hh" + s][col:col + n] += matmul(block2.T, h_prevs.reshape(T * B, H), P)
+                    if b_ih is not None:
+                        g["bias_hh" + s][col:col + n] += block2.sum(0)
+                    col += n
+                dx_d = matmul(dxp2, W_ih, P)                               # into this layer's input
                 dx = dx_d if dx is None else dx + dx_d
             dy = dx.reshape(x.shape)
         self._cache = None
         if self.batch_first:
             dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
         return dy, ((dh0, dc0) if dc0 is not None else dh0)
+
+    def _parts(self, B):
+        """Threads for the recurrence and the large products (see rnnkit.kernels.parts)."""
+        return kernels.parts(B, self.step.G, self.hidden_size) if kernels.ENABLED else 1
 
     def _grad_state(self, grad_state, shape):
         return checks.recurrent_state(grad_state, shape, self.dtype, self.step.has_c, "grad_state for LSTM",

@@ -56,6 +56,61 @@ def test_fused_equals_numpy_steps(mode, nl, monkeypatch):
 
 
 @pytest.mark.parametrize("mode,nl", CELLS)
+@pytest.mark.parametrize("B", [4, 1])                                   # B=1: matrix-vector products
+def test_parts_in_threads_equal_one_part(mode, nl, B, monkeypatch):
+    rng = np.random.default_rng(4)
+    layer = make(mode, nl, np.float64, bidirectional=True)
+    T = 5
+    x = rng.standard_normal((T, B, 5))
+    lengths = np.array([5, 1, 4, 2][:B]) if B > 1 else None
+    dy = rng.standard_normal((T, B, 14))
+    dh = rng.standard_normal((2, B, 7))
+    dstate = (dh, rng.standard_normal((2, B, 7))) if mode == "LSTM" else dh
+    monkeypatch.setattr(kernels, "MIN_UNITS", 1)
+    monkeypatch.setattr(kernels, "MIN_WORK", 0)
+    monkeypatch.setattr(kernels, "THREADS", 3)
+    monkeypatch.setattr(kernels, "ADAPT", False)
+    assert kernels.parts(B, 4, 7) == 3
+    split = train_step(layer, x, lengths, dy, dstate)                   # units [0, 2), [2, 4), [4, 7)
+    monkeypatch.setattr(kernels, "THREADS", 1)
+    whole = train_step(layer, x, lengths, dy, dstate)
+    for a, b in zip(flat(split[1]) + flat(split[3]) + [split[0], split[2]],
+                    flat(whole[1]) + flat(whole[3]) + [whole[0], whole[2]]):
+        assert relative_error(a, b) < 1e-12
+    for k in whole[4]:
+        assert relative_error(split[4][k], whole[4][k]) < 1e-12, k
+
+
+def test_parts_follow_size_and_free_cores(monkeypatch):
+    monkeypatch.setattr(kernels, "THREADS", 2)
+    monkeypatch.setattr(kernels, "ADAPT", True)
+    monkeypatch.setattr(kernels, "_cpus", lambda: 2)
+    monkeypatch.setattr(kernels, "others_busy", lambda: 0.1)
+    assert kernels.parts(20, 4, 650) == 2
+    assert kernels.parts(20, 4, 40) == 1                 # too few units to share
+    assert kernels.parts(1, 4, 128) == 1                    # too little work per step to wake a thread
+    monkeypatch.setattr(kernels, "others_busy", lambda: 1.0)  # another process holds a core
+    assert kernels.parts(20, 4, 650) == 1
+    monkeypatch.setattr(kernels, "ADAPT", False)             # RNNKIT_THREADS was set
+    assert kernels.parts(20, 4, 650) == 2
+
+
+def test_others_busy_reads_the_machine():
+    busy = kernels.others_busy()
+    assert 0.0 <= busy <= os.cpu_count() + 0.5
+
+
+def test_thread_count_from_environment():
+    code = "from rnnkit import kernels; print(kernels.THREADS)"
+    done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, RNNKIT_THREADS="3"),
+                          capture_output=True, text=True)
+    assert done.stdout.strip() == "3", done.stderr
+    bad = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, RNNKIT_THREADS="two"),
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "RNNKIT_THREADS must be a positive integer, got 'two'" in bad.stderr
+
+
+@pytest.mark.parametrize("mode,nl", CELLS)
 def test_float32_kernels_match_torch(mode, nl):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
@@ -124,3 +179,13 @@ def test_no_grad_keeps_nothing_with_dropout_between_layers():
         out, _ = layer.forward(np.ones((5, 2, 3), np.float32))
     with pytest.raises(ValueError, match="no_grad"):
         layer.backward(np.ones_like(out))
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_products_in_row_blocks_equal_numpy(parts):
+    from rnnkit.products import matmul
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((40, 9)), rng.standard_normal((9, 6))
+    np.testing.assert_allclose(matmul(a, b, parts), a @ b, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(matmul(a.T.copy().T, b, parts), a @ b, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(matmul(a[:, :6].T, a[:, 6:], parts), a[:, :6].T @ a[:, 6:], rtol=1e-13, atol=1e-13)
