@@ -16,10 +16,9 @@ uses libm's.
 Threads: the hidden units are cut into `parts` (P <= the cores), and per step each part makes
 its own slice of the recurrent product and then its own units' gates, in parallel (Numba's
 prange, OpenMP), meeting once per step; each product runs on one BLAS thread (`one_blas_thread`),
-and each thread packs only its share of W_hh. On this 2-core machine that halves the kernel time
-at H >= 128 (LSTM (35, 20, 650) forward 42 ms against 22 ms) where two BLAS threads on one
-product were slower than one (190 ms against 96 ms), the second thread sleeping through the gate
-loops. A step needs all parts, so a part whose core is busy elsewhere stalls every step: P is 1
+and each thread packs only its share of W_hh. Two BLAS threads on one product were slower than
+one on this 2-core machine (session 2: LSTM (35, 20, 650) inference 190 ms against 96 ms), the
+second thread sleeping through the gate loops; the split keeps both busy. A step needs all parts, so a part whose core is busy elsewhere stalls every step: P is 1
 for steps too small to pay for waking a thread, and, unless RNNKIT_THREADS=N fixes it, no more
 than the cores other processes leave idle (read from /proc/stat).
 """
@@ -293,6 +292,14 @@ def keep_state(t, b, j0, j1, keep, h_prev, c, h_prevs, c_prevs, has_c):
 
 
 @_inline
+def zero_units(a, j0, j1, H, G):
+    """Zero units [j0, j1) of each of the G gate blocks of a row a (G*H,)."""
+    zero = a.dtype.type(0)
+    for g in range(G):
+        a[g * H + j0:g * H + j1] = zero
+
+
+@_inline
 def into_h_prev(p, j0, j1, t, lengths, dhp_t, Wc, dhs, dh, direct, has_direct):
     """dh[:, j0:j1] = dhp_t @ W_hh[:, j0:j1] (+ the direct path); padded rows keep their dh."""
     dot_rows(dhp_t, Wc[p], dhs[p])
@@ -405,10 +412,7 @@ def lstm_forward_part(p, t, xp, Wp, bp, edges, h_prev, h_next, c, lengths, keep,
         ai, af, ag, ao = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
         tc_, o_ = tcs[t if keep else 0, b, j0:j1], out[t, b, j0:j1]
         if t >= lengths[b]:
-            a[j0:j1] = zero                                          # i, f, g, o of these units
-            a[H + j0:H + j1] = zero
-            a[2 * H + j0:2 * H + j1] = zero
-            a[3 * H + j0:3 * H + j1] = zero
+            zero_units(a, j0, j1, H, 4)                                  # i, f, g, o of these units
             tc_[:] = zero
             o_[:] = zero
             h_next[b, j0:j1] = h_prev[b, j0:j1]
@@ -453,16 +457,12 @@ def lstm_backward_part(p, t, saved, tcs, c_prevs, dout, dh, dc, edges, lengths):
     j0, j1 = units(edges, p)
     n = j1 - j0
     one = saved.dtype.type(1)
-    zero = one - one
     H = dh.shape[1]
     for b in range(dh.shape[0]):
         a = saved[t, b]
         ai, af, ag, ao = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
         if t >= lengths[b]:
-            a[j0:j1] = zero                                          # i, f, g, o of these units
-            a[H + j0:H + j1] = zero
-            a[2 * H + j0:2 * H + j1] = zero
-            a[3 * H + j0:3 * H + j1] = zero
+            zero_units(a, j0, j1, H, 4)                                  # i, f, g, o of these units
             continue
         tc_, cp_, do_, dh_, dc_ = tcs[t, b, j0:j1], c_prevs[t, b, j0:j1], dout[t, b, j0:j1], dh[b, j0:j1], dc[b, j0:j1]
         for q in range(n):
@@ -514,9 +514,7 @@ def gru_forward_part(p, t, xp, Wp, bp, edges, h_prev, h_next, lengths, keep, out
         ar, az, an = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1]
         hpn_, o_ = hp_ns[t if keep else 0, b, j0:j1], out[t, b, j0:j1]
         if t >= lengths[b]:
-            a[j0:j1] = zero                                          # r, z, n of these units
-            a[H + j0:H + j1] = zero
-            a[2 * H + j0:2 * H + j1] = zero
+            zero_units(a, j0, j1, H, 3)                                  # r, z, n of these units
             hpn_[:] = zero
             o_[:] = zero
             h_next[b, j0:j1] = h_prev[b, j0:j1]
@@ -565,12 +563,8 @@ def gru_backward_part(p, t, saved, hp_ns, h_prevs, dout, dh, direct, dhp_t, edge
         dr_, dz_, dn_ = d_[j0:j1], d_[H + j0:H + j1], d_[2 * H + j0:2 * H + j1]
         hpn_, dd_, dh_ = hp_ns[t, b, j0:j1], direct[b, j0:j1], dh[b, j0:j1]
         if t >= lengths[b]:                                          # padding carries dh
-            a[j0:j1] = zero
-            a[H + j0:H + j1] = zero
-            a[2 * H + j0:2 * H + j1] = zero
-            d_[j0:j1] = zero
-            d_[H + j0:H + j1] = zero
-            d_[2 * H + j0:2 * H + j1] = zero
+            zero_units(a, j0, j1, H, 3)
+            zero_units(d_, j0, j1, H, 3)
             hpn_[:] = zero
             dd_[:] = dh_
             continue

@@ -26,13 +26,14 @@ class Cache(NamedTuple):
     fused: bool
 
 
-def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True):
+def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1):
     """xp: (T, B, G*H) input projections, overwritten. Returns output (T, B, H), h_n, c_n, cache.
 
-    keep=False (inference) keeps nothing for backward and returns cache None.
+    keep=False (inference) keeps nothing for backward and returns cache None. parts: threads for
+    the compiled loop (rnnkit.kernels.parts); the NumPy steps ignore it.
     """
     if kernels.ENABLED and type(step) in (RNNStep, LSTMStep, GRUStep):
-        return fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep)
+        return fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, parts)
     T, B, _ = xp.shape
     H = h0.shape[1]
     dt = xp.dtype
@@ -61,7 +62,7 @@ def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True):
     return out, h, c, (Cache(h_prevs, c_prevs, saved, None, False) if keep else None)
 
 
-def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache):
+def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts=1):
     """Back through run_forward. Returns dxp (T, B, G*H), dhp, dh0 and dc0.
 
     dhp is a tuple of column blocks (T, B, n) that side by side make the gradient of
@@ -70,7 +71,7 @@ def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache):
     h_prevs[t] is left to the caller: one product per block over all steps.
     """
     if cache.fused:
-        return fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache)
+        return fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts)
     h_prevs, c_prevs, saved = cache.h_prevs, cache.c_prevs, cache.saved
     T, B, H = dout.shape
     GH = W_hh.shape[0]
@@ -106,7 +107,7 @@ def lengths_of(mask, T, B):
     return np.full(B, T, np.int64) if mask is None else mask[:, :, 0].sum(0).astype(np.int64)
 
 
-def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep):
+def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P):
     T, B, GH = xp.shape
     H, dt = h0.shape[1], xp.dtype
     xp = np.ascontiguousarray(xp)
@@ -120,7 +121,6 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep):
     h_prevs = np.empty(kept, dt)
     scratch = (T if keep else 1, B, H)                 # tanh(c) or hp_n: a one-step scratch without keep
     c_prevs = extra = None
-    P = kernels.parts(B, GH // H, H)
     edges, Wp, bp = kernels.forward_weights(W_hh, b_hh, P)
     with kernels.one_blas_thread():
         if isinstance(step, LSTMStep):
@@ -135,7 +135,7 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep):
     return out, h, c, (Cache(h_prevs, c_prevs, xp, extra, True) if keep else None)
 
 
-def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache):
+def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P):
     T, B, H = dout.shape
     saved = cache.saved                                # becomes dxp
     W_hh = np.ascontiguousarray(W_hh)
@@ -144,7 +144,6 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache):
     dh = dh_n.copy()                                   # dh_n in, dh0 out
     dc = None if dc_n is None else dc_n.copy()
     dhp = (saved,)
-    P = kernels.parts(B, saved.shape[2] // H, H)
     edges, Wc = kernels.backward_weights(W_hh, P)
     with kernels.one_blas_thread():
         if isinstance(step, LSTMStep):

@@ -122,7 +122,7 @@ class RNNBase(Module):
                 k = layer * D + d
                 out, h_n[k], c_last, cache = run_forward(
                     self.step, xp.reshape(T, B, -1), W_hh, b_hh, h0[k], None if c0 is None else c0[k],
-                    mask, d == 1, keep)
+                    mask, d == 1, keep, P)
                 if c_n is not None:
                     c_n[k] = c_last
                 if D > 1:
@@ -180,7 +180,7 @@ class RNNBase(Module):
                 h_prevs = cache["caches"][k][0]
                 dxp, dhp, dh0[k], dc_first = run_backward(
                     self.step, W_hh, np.ascontiguousarray(dy[:, :, d * H:(d + 1) * H]), dh_n[k],
-                    None if dc_n is None else dc_n[k], cache["mask"], d == 1, cache["caches"][k])
+                    None if dc_n is None else dc_n[k], cache["mask"], d == 1, cache["caches"][k], P)
                 if dc0 is not None:
                     dc0[k] = dc_first
                 s = self._suffix(layer, d)
