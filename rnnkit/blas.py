@@ -1,5 +1,5 @@
-"""OpenBLAS's thread-local thread count, for the OpenBLAS that NumPy ships and the one that Numba's
-np.dot calls (SciPy's): setting it to 1 in a thread makes that thread's products run in it alone."""
+"""OpenBLAS's thread count, for the OpenBLAS that NumPy (or SciPy) ships, through
+openblas_set_num_threads_local: despite its name, process-wide in those builds."""
 from __future__ import annotations
 
 import ctypes

@@ -1,8 +1,8 @@
 """Numba kernels: a whole sequence of RNN, LSTM or GRU steps in one compiled call, forward and back.
 
-The same equations as rnnkit.steps and the same loop as rnnkit.loop, fused: per step one BLAS
-product for the recurrence (np.dot inside Numba calls BLAS) and one pass over the gates, with
-no temporaries and no Python between steps. The input projections xp = x @ W_ih.T + b_ih of
+The same equations as rnnkit.steps and the same loop as rnnkit.loop, fused: per step one product
+for the recurrence (rnnkit.gemm, against W_hh packed once per call) and one pass over the gates,
+with no temporaries and no Python between steps. The input projections xp = x @ W_ih.T + b_ih of
 all steps come in precomputed; forward overwrites them with the gate activations backward
 needs, and backward overwrites those with dxp, so a training step allocates each buffer once.
 
@@ -15,12 +15,10 @@ uses libm's.
 
 Threads: the hidden units are cut into `parts` (P <= the cores), and per step each part makes
 its own slice of the recurrent product and then its own units' gates, in parallel (Numba's
-prange, OpenMP), meeting once per step; each product runs on one BLAS thread (`one_blas_thread`),
-and each thread packs only its share of W_hh. Two BLAS threads on one product were slower than
-one on this 2-core machine (session 2: LSTM (35, 20, 650) inference 190 ms against 96 ms), the
-second thread sleeping through the gate loops; the split keeps both busy. A step needs all parts, so a part whose core is busy elsewhere stalls every step: P is 1
-for steps too small to pay for waking a thread, and, unless RNNKIT_THREADS=N fixes it, no more
-than the cores other processes leave idle (read from /proc/stat).
+prange, OpenMP), meeting once per step; each part's share of W_hh is packed apart. A step needs
+all parts, so a part whose core is busy elsewhere stalls every step: P is 1 for steps too small
+to pay for waking a thread, and, unless RNNKIT_THREADS=N fixes it, no more than the cores other
+processes leave idle (read from /proc/stat).
 """
 from __future__ import annotations
 
@@ -30,33 +28,12 @@ import types
 
 import numpy as np
 
-from .blas import thread_setter
+from . import gemm as packed
+from .jit import ENABLED, numba
+from .workspace import FRESH
 
-try:
-    if os.environ.get("RNNKIT_NUMBA", "1") == "0":
-        raise ImportError("disabled by RNNKIT_NUMBA=0")
-    import numba
+if ENABLED:
     from numba.extending import overload
-except ImportError:
-    numba = None
-
-ENABLED = numba is not None
-
-
-_set_blas_threads = thread_setter("scipy") if ENABLED else None
-
-
-class one_blas_thread:
-    """with one_blas_thread(): ... runs the kernels' np.dot calls on one BLAS thread, then restores."""
-
-    def __enter__(self):
-        self.previous = _set_blas_threads(1) if _set_blas_threads is not None else None
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            _set_blas_threads(self.previous)
-        return False
 
 
 def _thread_count():
@@ -83,8 +60,6 @@ def parts(B, G, H):
         P = min(P, B * G * H * H // MIN_WORK)
     if ADAPT and P > 1:
         P = min(P, int(_cpus() - others_busy() + 0.3))
-    if P > 1:
-        prepare_workers()
     return max(1, int(P))
 
 
@@ -131,59 +106,62 @@ def _units(H, P):
     return edges, np.minimum(unit, H - 1), unit < edges[1:, None]
 
 
-def forward_weights(W_hh, b_hh, P):
-    """edges, Wp (P, G*m, H) and bp (P, G*m): each part's gate rows of W_hh and b_hh, its m units per
-    gate side by side (zero rows where a part has fewer), for hp = h_prev @ Wp[p].T."""
-    H = W_hh.shape[1]
-    if P == 1:
-        return _edges(H, 1), W_hh[None], b_hh[None]
+def _gate_rows(GH, H, P):
+    """edges, each part's rows of W_hh (P, G*m): its m units of each gate side by side, and which are real."""
     edges, unit, real = _units(H, P)
-    G, m = W_hh.shape[0] // H, unit.shape[1]
+    G, m = GH // H, unit.shape[1]
     rows = (np.arange(G)[:, None] * H + unit[:, None, :]).reshape(P, G * m)
-    real = np.broadcast_to(real[:, None, :], (P, G, m)).reshape(P, G * m)
-    return edges, np.where(real[..., None], W_hh[rows], 0), np.where(real, b_hh[rows], 0)
+    return edges, rows, np.broadcast_to(real[:, None, :], (P, G, m)).reshape(P, G * m)
 
 
-def backward_weights(W_hh, P):
-    """edges and Wc (P, G*H, m): each part's columns of W_hh (zero where it has fewer than m), for
-    dh_prev[:, j0:j1] = dhp @ Wc[p]."""
-    H = W_hh.shape[1]
-    if P == 1:
-        return _edges(H, 1), W_hh[None]
+def _columns(index, real):
+    """Column indices for rnnkit.gemm.pack: index where real, -1 elsewhere and in the padding."""
+    P, n = index.shape
+    cols = np.full((P, packed.panels(n) * packed.V), -1, np.int64)
+    cols[:, :n] = np.where(real, index, -1)
+    return cols
+
+
+def weights_buffer(W_hh, P, ws=FRESH):
+    """A flat scratch array from ws that holds W_hh packed either way, forward or backward, in P parts."""
+    GH, H = W_hh.shape
+    m = -(-H // P)
+    size = max(np.prod(packed.packed_shape(P, H, GH // H * m)), np.prod(packed.packed_shape(P, GH, m)))
+    return ws.empty((int(size),), W_hh.dtype)
+
+
+def forward_weights(W_hh, b_hh, P, buffer):
+    """edges, Wk and bp: each part's gate rows of W_hh, its m units per gate side by side (zero
+    rows where a part has fewer), transposed and packed for rnnkit.gemm into Wk (P, NP, H, V) in
+    buffer, for hp = h_prev @ W_hh[rows].T; and the same rows of b_hh in bp (P, G*m)."""
+    GH, H = W_hh.shape
+    edges, rows, real = _gate_rows(GH, H, P)
+    shape = packed.packed_shape(P, H, rows.shape[1])
+    Wk = buffer[:int(np.prod(shape))].reshape(shape)
+    packed.pack(W_hh.T, _columns(rows, real), Wk)
+    return edges, Wk, np.where(real, b_hh[rows], 0)
+
+
+def backward_weights(W_hh, P, buffer):
+    """edges and Wk: each part's columns of W_hh (zero where it has fewer than m), packed for
+    rnnkit.gemm into Wk (P, NP, G*H, V) in buffer, for dh_prev[:, j0:j1] = dhp @ W_hh[:, j0:j1]."""
+    GH, H = W_hh.shape
     edges, unit, real = _units(H, P)
-    return edges, np.ascontiguousarray(np.where(real[:, None, :], W_hh[:, unit].transpose(1, 0, 2), 0))
+    shape = packed.packed_shape(P, GH, unit.shape[1])
+    Wk = buffer[:int(np.prod(shape))].reshape(shape)
+    packed.pack(W_hh, _columns(unit, real), Wk)
+    return edges, Wk
 
 
 if ENABLED:
     others_busy()                                      # the first look: later ones measure from here
-
-_workers_ready = False
-
-
-def prepare_workers():
-    """Numba's worker threads call BLAS too: set each one's OpenBLAS to one thread, once."""
-    global _workers_ready
-    if _workers_ready or not ENABLED:
-        return
-    _workers_ready = True
-    if _set_blas_threads is None:
-        return
-    setter = _set_blas_threads
-
-    @numba.njit(parallel=True)
-    def each_thread(n):
-        for _ in numba.prange(n):
-            setter(1)
-
-    with one_blas_thread():                            # the calling thread gets its own setting back
-        each_thread(numba.get_num_threads())
-
 
 def _fallback(*args, **kwargs):
     raise RuntimeError("rnnkit.kernels: Numba is not available (or RNNKIT_NUMBA=0)")
 
 
 if ENABLED:
+    gemm = packed.gemm
     jit = numba.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
     only_prange = dict(prange=True, comprehension=False, reduction=False, inplace_binop=False, setitem=False,
                        numpy=False, stencil=False, fusion=False)      # slice copies stay plain loops
@@ -284,6 +262,15 @@ def units(edges, p):
 
 
 @_inline
+def part_width(edges):
+    """m: the units of the largest part, the width of each gate block in a part's product."""
+    m = edges[1] - edges[0]
+    for p in range(1, edges.shape[0] - 1):
+        m = max(m, edges[p + 1] - edges[p])
+    return m
+
+
+@_inline
 def keep_state(t, b, j0, j1, keep, h_prev, c, h_prevs, c_prevs, has_c):
     if keep:
         h_prevs[t, b, j0:j1] = h_prev[b, j0:j1]
@@ -300,9 +287,9 @@ def zero_units(a, j0, j1, H, G):
 
 
 @_inline
-def into_h_prev(p, j0, j1, t, lengths, dhp_t, Wc, dhs, dh, direct, has_direct):
+def into_h_prev(p, j0, j1, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct):
     """dh[:, j0:j1] = dhp_t @ W_hh[:, j0:j1] (+ the direct path); padded rows keep their dh."""
-    dot_rows(dhp_t, Wc[p], dhs[p])
+    gemm(dhp_t, Wk[p], dhs[p])
     n = j1 - j0
     for b in range(dh.shape[0]):
         if has_direct:
@@ -314,10 +301,10 @@ def into_h_prev(p, j0, j1, t, lengths, dhp_t, Wc, dhs, dh, direct, has_direct):
 # --- RNN: h = f(xp + h_prev @ W_hh.T + b_hh), f = tanh (relu=False) or relu ----------------------
 
 @_inline
-def rnn_forward_part(p, t, xp, Wp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps):
+def rnn_forward_part(p, t, xp, Wk, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps):
     j0, j1 = units(edges, p)
     n, zero = j1 - j0, xp.dtype.type(0)
-    dot_rows(h_prev, Wp[p].T, hps[p])
+    gemm(h_prev, Wk[p], hps[p])
     bias = bp[p]
     for b in range(h_prev.shape[0]):
         keep_state(t, b, j0, j1, keep, h_prev, h_prev, h_prevs, h_prevs, False)
@@ -339,17 +326,17 @@ def rnn_forward_part(p, t, xp, Wp, bp, edges, h_prev, h_next, lengths, relu, kee
 
 
 @_KernelPair
-def rnn_forward(xp, Wp, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs):
+def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs):
     """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out."""
     T, B, _ = xp.shape
-    P = Wp.shape[0]
-    hps = np.empty((P, B, Wp.shape[1]), xp.dtype)
+    P = Wk.shape[0]
+    hps = np.empty((P, B, Wk.shape[1] * Wk.shape[3]), xp.dtype)
     hs = np.empty((2, B, h.shape[1]), xp.dtype)
     hs[0] = h
     for s in range(T):
         t = order(s, T, reverse)
         for p in prange(P):
-            rnn_forward_part(p, t, xp, Wp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep, out,
+            rnn_forward_part(p, t, xp, Wk, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep, out,
                              h_prevs, hps)
     h[:] = hs[T % 2]
 
@@ -375,36 +362,36 @@ def rnn_backward_part(p, t, saved, dout, dh, edges, lengths, relu):
 
 
 @_inline
-def rnn_backward_round(p, s, saved, Wc, edges, dout, dh, lengths, reverse, relu, dhs):
+def rnn_backward_round(p, s, saved, Wk, edges, dout, dh, lengths, reverse, relu, dhs):
     T = saved.shape[0]
     j0, j1 = units(edges, p)
     if s > 0:
         t1 = order(T - s, T, reverse)
-        into_h_prev(p, j0, j1, t1, lengths, saved[t1], Wc, dhs, dh, dh, False)
+        into_h_prev(p, j0, j1, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
     if s < T:
         rnn_backward_part(p, order(T - 1 - s, T, reverse), saved, dout, dh, edges, lengths, relu)
 
 
 @_KernelPair
-def rnn_backward(saved, Wc, edges, dout, dh, lengths, reverse, relu):
+def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu):
     """saved (T, B, H) becomes dxp = dhp; dh (B, H) is dh_n in, dh0 out."""
     T, B, _ = saved.shape
-    P = Wc.shape[0]
-    dhs = np.empty((P, B, Wc.shape[2]), saved.dtype)
+    P = Wk.shape[0]
+    dhs = np.empty((P, B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     for s in range(T + 1):
         for p in prange(P):
-            rnn_backward_round(p, s, saved, Wc, edges, dout, dh, lengths, reverse, relu, dhs)
+            rnn_backward_round(p, s, saved, Wk, edges, dout, dh, lengths, reverse, relu, dhs)
 
 
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
 
 @_inline
-def lstm_forward_part(p, t, xp, Wp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs,
+def lstm_forward_part(p, t, xp, Wk, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs,
                       tcs, hps):
     j0, j1 = units(edges, p)
     n, zero = j1 - j0, xp.dtype.type(0)
-    H, m = h_prev.shape[1], Wp.shape[1] // 4                      # m: units per part, padded
-    dot_rows(h_prev, Wp[p].T, hps[p])
+    H, m = h_prev.shape[1], part_width(edges)
+    gemm(h_prev, Wk[p], hps[p])
     bias = bp[p]
     for b in range(h_prev.shape[0]):
         keep_state(t, b, j0, j1, keep, h_prev, c, h_prevs, c_prevs, True)
@@ -436,18 +423,18 @@ def lstm_forward_part(p, t, xp, Wp, bp, edges, h_prev, h_next, c, lengths, keep,
 
 
 @_KernelPair
-def lstm_forward(xp, Wp, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs):
+def lstm_forward(xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs):
     """xp (T, B, 4H) becomes [i, f, g, o]; h, c (B, H) are h0, c0 in and h_n, c_n out.
     tcs holds tanh(c) per step, or has one step (scratch) when keep is False."""
     T, B, _ = xp.shape
-    P = Wp.shape[0]
-    hps = np.empty((P, B, Wp.shape[1]), xp.dtype)
+    P = Wk.shape[0]
+    hps = np.empty((P, B, Wk.shape[1] * Wk.shape[3]), xp.dtype)
     hs = np.empty((2, B, h.shape[1]), xp.dtype)
     hs[0] = h
     for s in range(T):
         t = order(s, T, reverse)
         for p in prange(P):
-            lstm_forward_part(p, t, xp, Wp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out,
+            lstm_forward_part(p, t, xp, Wk, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out,
                               h_prevs, c_prevs, tcs, hps)
     h[:] = hs[T % 2]
 
@@ -478,35 +465,35 @@ def lstm_backward_part(p, t, saved, tcs, c_prevs, dout, dh, dc, edges, lengths):
 
 
 @_inline
-def lstm_backward_round(p, s, saved, tcs, c_prevs, Wc, edges, dout, dh, dc, lengths, reverse, dhs):
+def lstm_backward_round(p, s, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, dhs):
     T = saved.shape[0]
     j0, j1 = units(edges, p)
     if s > 0:
         t1 = order(T - s, T, reverse)
-        into_h_prev(p, j0, j1, t1, lengths, saved[t1], Wc, dhs, dh, dh, False)
+        into_h_prev(p, j0, j1, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
     if s < T:
         lstm_backward_part(p, order(T - 1 - s, T, reverse), saved, tcs, c_prevs, dout, dh, dc, edges, lengths)
 
 
 @_KernelPair
-def lstm_backward(saved, tcs, c_prevs, Wc, edges, dout, dh, dc, lengths, reverse):
+def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse):
     """saved (T, B, 4H) becomes dxp = dhp; dh, dc (B, H) are dh_n, dc_n in and dh0, dc0 out."""
     T, B, _ = saved.shape
-    P = Wc.shape[0]
-    dhs = np.empty((P, B, Wc.shape[2]), saved.dtype)
+    P = Wk.shape[0]
+    dhs = np.empty((P, B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     for s in range(T + 1):
         for p in prange(P):
-            lstm_backward_round(p, s, saved, tcs, c_prevs, Wc, edges, dout, dh, dc, lengths, reverse, dhs)
+            lstm_backward_round(p, s, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, dhs)
 
 
 # --- GRU: saved = [r, z, n] over xp, hp_n beside --------------------------------------------------
 
 @_inline
-def gru_forward_part(p, t, xp, Wp, bp, edges, h_prev, h_next, lengths, keep, out, h_prevs, hp_ns, hps):
+def gru_forward_part(p, t, xp, Wk, bp, edges, h_prev, h_next, lengths, keep, out, h_prevs, hp_ns, hps):
     j0, j1 = units(edges, p)
     n, zero = j1 - j0, xp.dtype.type(0)
-    H, m = h_prev.shape[1], Wp.shape[1] // 3
-    dot_rows(h_prev, Wp[p].T, hps[p])
+    H, m = h_prev.shape[1], part_width(edges)
+    gemm(h_prev, Wk[p], hps[p])
     bias = bp[p]
     for b in range(h_prev.shape[0]):
         keep_state(t, b, j0, j1, keep, h_prev, h_prev, h_prevs, h_prevs, False)
@@ -534,18 +521,18 @@ def gru_forward_part(p, t, xp, Wp, bp, edges, h_prev, h_next, lengths, keep, out
 
 
 @_KernelPair
-def gru_forward(xp, Wp, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns):
+def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns):
     """xp (T, B, 3H) becomes [r, z, n]; h (B, H) is h0 in, h_n out.
     hp_ns holds W_hn h_prev + b_hn per step, or has one step (scratch) when keep is False."""
     T, B, _ = xp.shape
-    P = Wp.shape[0]
-    hps = np.empty((P, B, Wp.shape[1]), xp.dtype)
+    P = Wk.shape[0]
+    hps = np.empty((P, B, Wk.shape[1] * Wk.shape[3]), xp.dtype)
     hs = np.empty((2, B, h.shape[1]), xp.dtype)
     hs[0] = h
     for s in range(T):
         t = order(s, T, reverse)
         for p in prange(P):
-            gru_forward_part(p, t, xp, Wp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out, h_prevs,
+            gru_forward_part(p, t, xp, Wk, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out, h_prevs,
                              hp_ns, hps)
     h[:] = hs[T % 2]
 
@@ -582,28 +569,28 @@ def gru_backward_part(p, t, saved, hp_ns, h_prevs, dout, dh, direct, dhp_t, edge
 
 
 @_inline
-def gru_backward_round(p, s, saved, hp_ns, h_prevs, Wc, edges, dout, dh, lengths, reverse, dhs, dhps, direct):
+def gru_backward_round(p, s, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, dhs, dhps, direct):
     T = saved.shape[0]
     j0, j1 = units(edges, p)
     if s > 0:
-        into_h_prev(p, j0, j1, 0, lengths, dhps[(s - 1) % 2], Wc, dhs, dh, direct, True)
+        into_h_prev(p, j0, j1, 0, lengths, dhps[(s - 1) % 2], Wk, dhs, dh, direct, True)
     if s < T:
         gru_backward_part(p, order(T - 1 - s, T, reverse), saved, hp_ns, h_prevs, dout, dh, direct, dhps[s % 2],
                           edges, lengths)
 
 
 @_KernelPair
-def gru_backward(saved, hp_ns, h_prevs, Wc, edges, dout, dh, lengths, reverse):
+def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse):
     """saved (T, B, 3H) becomes dxp = [dr, dz, dn] and hp_ns (T, B, H) becomes dn * r, the rest of
     dhp = [dr, dz, dn * r]; dh (B, H) is dh_n in, dh0 out."""
     T, B, G = saved.shape
-    P = Wc.shape[0]
-    dhs = np.empty((P, B, Wc.shape[2]), saved.dtype)
+    P = Wk.shape[0]
+    dhs = np.empty((P, B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     dhps = np.empty((2, B, G), saved.dtype)                           # dhp of the last two steps
     direct = np.empty((B, dh.shape[1]), saved.dtype)
     for s in range(T + 1):
         for p in prange(P):
-            gru_backward_round(p, s, saved, hp_ns, h_prevs, Wc, edges, dout, dh, lengths, reverse, dhs, dhps,
+            gru_backward_round(p, s, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, dhs, dhps,
                                direct)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import kernels
 from .steps import GRUStep, LSTMStep, RNNStep
+from .workspace import FRESH
 
 
 class Cache(NamedTuple):
@@ -26,21 +27,22 @@ class Cache(NamedTuple):
     fused: bool
 
 
-def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1):
+def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1, ws=FRESH):
     """xp: (T, B, G*H) input projections, overwritten. Returns output (T, B, H), h_n, c_n, cache.
 
     keep=False (inference) keeps nothing for backward and returns cache None. parts: threads for
-    the compiled loop (rnnkit.kernels.parts); the NumPy steps ignore it.
+    the compiled loop (rnnkit.kernels.parts); the NumPy steps ignore it. The cache's arrays, and
+    scratch, come from the workspace ws (rnnkit.workspace); the output never does.
     """
     if kernels.ENABLED and type(step) in (RNNStep, LSTMStep, GRUStep):
-        return fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, parts)
+        return fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, parts, ws)
     T, B, _ = xp.shape
     H = h0.shape[1]
     dt = xp.dtype
     out = np.empty((T, B, H), dt)
-    saved = np.empty((T, B, step.S * H), dt)
-    h_prevs = np.empty((T, B, H), dt)
-    c_prevs = np.empty((T, B, H), dt) if step.has_c else None
+    saved = ws.empty((T, B, step.S * H), dt)
+    h_prevs = ws.empty((T, B, H), dt)
+    c_prevs = ws.empty((T, B, H), dt) if step.has_c else None
     h, c = h0, c0
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
         h_prevs[t] = h
@@ -62,7 +64,7 @@ def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1)
     return out, h, c, (Cache(h_prevs, c_prevs, saved, None, False) if keep else None)
 
 
-def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts=1):
+def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts=1, ws=FRESH):
     """Back through run_forward. Returns dxp (T, B, G*H), dhp, dh0 and dc0.
 
     dhp is a tuple of column blocks (T, B, n) that side by side make the gradient of
@@ -71,7 +73,7 @@ def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts=1):
     h_prevs[t] is left to the caller: one product per block over all steps.
     """
     if cache.fused:
-        return fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts)
+        return fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts, ws)
     h_prevs, c_prevs, saved = cache.h_prevs, cache.c_prevs, cache.saved
     T, B, H = dout.shape
     GH = W_hh.shape[0]
@@ -107,7 +109,7 @@ def lengths_of(mask, T, B):
     return np.full(B, T, np.int64) if mask is None else mask[:, :, 0].sum(0).astype(np.int64)
 
 
-def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P):
+def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws):
     T, B, GH = xp.shape
     H, dt = h0.shape[1], xp.dtype
     xp = np.ascontiguousarray(xp)
@@ -118,24 +120,28 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P):
     c = None if c0 is None else c0.copy()
     out = np.empty((T, B, H), dt)
     kept = (T if keep else 0, B, H)
-    h_prevs = np.empty(kept, dt)
+    h_prevs = ws.empty(kept, dt)
     scratch = (T if keep else 1, B, H)                 # tanh(c) or hp_n: a one-step scratch without keep
     c_prevs = extra = None
-    edges, Wp, bp = kernels.forward_weights(W_hh, b_hh, P)
-    with kernels.one_blas_thread():
-        if isinstance(step, LSTMStep):
-            c_prevs, extra = np.empty(kept, dt), np.empty(scratch, dt)
-            kernels.lstm_forward[P](xp, Wp, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra)
-        elif isinstance(step, GRUStep):
-            extra = np.empty(scratch, dt)
-            kernels.gru_forward[P](xp, Wp, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra)
-        else:
-            relu = step.nonlinearity == "relu"
-            kernels.rnn_forward[P](xp, Wp, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs)
-    return out, h, c, (Cache(h_prevs, c_prevs, xp, extra, True) if keep else None)
+    buffer = kernels.weights_buffer(W_hh, P, ws)
+    edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, P, buffer)
+    if isinstance(step, LSTMStep):
+        c_prevs, extra = ws.empty(kept, dt), ws.empty(scratch, dt)
+        kernels.lstm_forward[P](xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra)
+    elif isinstance(step, GRUStep):
+        extra = ws.empty(scratch, dt)
+        kernels.gru_forward[P](xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra)
+    else:
+        relu = step.nonlinearity == "relu"
+        kernels.rnn_forward[P](xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs)
+    ws.give_back(buffer)
+    if not keep:
+        ws.give_back(h_prevs, c_prevs, extra)
+        return out, h, c, None
+    return out, h, c, Cache(h_prevs, c_prevs, xp, extra, True)
 
 
-def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P):
+def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
     T, B, H = dout.shape
     saved = cache.saved                                # becomes dxp
     W_hh = np.ascontiguousarray(W_hh)
@@ -144,13 +150,14 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P):
     dh = dh_n.copy()                                   # dh_n in, dh0 out
     dc = None if dc_n is None else dc_n.copy()
     dhp = (saved,)
-    edges, Wc = kernels.backward_weights(W_hh, P)
-    with kernels.one_blas_thread():
-        if isinstance(step, LSTMStep):
-            kernels.lstm_backward[P](saved, cache.extra, cache.c_prevs, Wc, edges, dout, dh, dc, lengths, reverse)
-        elif isinstance(step, GRUStep):                # cache.extra (hp_n) becomes dn * r
-            kernels.gru_backward[P](saved, cache.extra, cache.h_prevs, Wc, edges, dout, dh, lengths, reverse)
-            dhp = (saved[:, :, :2 * H], cache.extra)
-        else:
-            kernels.rnn_backward[P](saved, Wc, edges, dout, dh, lengths, reverse, step.nonlinearity == "relu")
+    buffer = kernels.weights_buffer(W_hh, P, ws)
+    edges, Wk = kernels.backward_weights(W_hh, P, buffer)
+    if isinstance(step, LSTMStep):
+        kernels.lstm_backward[P](saved, cache.extra, cache.c_prevs, Wk, edges, dout, dh, dc, lengths, reverse)
+    elif isinstance(step, GRUStep):                # cache.extra (hp_n) becomes dn * r
+        kernels.gru_backward[P](saved, cache.extra, cache.h_prevs, Wk, edges, dout, dh, lengths, reverse)
+        dhp = (saved[:, :, :2 * H], cache.extra)
+    else:
+        kernels.rnn_backward[P](saved, Wk, edges, dout, dh, lengths, reverse, step.nonlinearity == "relu")
+    ws.give_back(buffer)
     return saved, dhp, dh, dc

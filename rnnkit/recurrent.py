@@ -19,6 +19,7 @@ from .loop import run_backward, run_forward
 from .module import Module
 from .products import matmul
 from .steps import GRUStep, LSTMStep, RNNStep
+from .workspace import Workspace
 
 
 def set_cell_arguments(module, input_size, hidden_size, bias, nonlinearity, dtype, init_hh, forget_bias):
@@ -66,6 +67,7 @@ class RNNBase(Module):
                 for name, value in p.items():
                     self.add_param(name, value)
         self._cache = None
+        self._workspace = Workspace()                                   # scratch reused between steps
 
     @staticmethod
     def _suffix(layer: int, direction: int) -> str:
@@ -112,17 +114,20 @@ class RNNBase(Module):
         c_n = np.empty_like(c0) if c0 is not None else None
         layer_input, inputs, caches, drop_masks = x, [], [], []
         P = self._parts(B)
+        ws = self._workspace
         for layer in range(self.num_layers):
             output = np.empty((T, B, D * H), self.dtype) if D > 1 else None
             for d in range(D):
                 W_ih, W_hh, b_ih, b_hh = self._weights(layer, d)
-                xp = matmul(layer_input.reshape(T * B, -1), W_ih.T, P)  # all steps in one product
+                xp = ws.empty((T, B, W_ih.shape[0]), self.dtype)
+                matmul(layer_input.reshape(T * B, -1), W_ih.T, P, xp.reshape(T * B, -1))  # all steps at once
                 if b_ih is not None:
                     xp += b_ih
                 k = layer * D + d
                 out, h_n[k], c_last, cache = run_forward(
-                    self.step, xp.reshape(T, B, -1), W_hh, b_hh, h0[k], None if c0 is None else c0[k],
-                    mask, d == 1, keep, P)
+                    self.step, xp, W_hh, b_hh, h0[k], None if c0 is None else c0[k], mask, d == 1, keep, P, ws)
+                if cache is None or cache.saved is not xp:                 # else backward overwrites it
+                    ws.give_back(xp)
                 if c_n is not None:
                     c_n[k] = c_last
                 if D > 1:
@@ -168,6 +173,7 @@ class RNNBase(Module):
         dc0 = np.empty(state_shape, self.dtype) if dc_n is not None else None
         g = self.grads
         P = self._parts(B)
+        ws = self._workspace
         for layer in range(L - 1, -1, -1):
             if cache["drop_masks"][layer] is not None:
                 dy = dy * cache["drop_masks"][layer]
@@ -177,10 +183,10 @@ class RNNBase(Module):
             for d in range(D):
                 k = layer * D + d
                 W_ih, W_hh, b_ih, _ = self._weights(layer, d)
-                h_prevs = cache["caches"][k][0]
+                step_cache = cache["caches"][k]
                 dxp, dhp, dh0[k], dc_first = run_backward(
                     self.step, W_hh, np.ascontiguousarray(dy[:, :, d * H:(d + 1) * H]), dh_n[k],
-                    None if dc_n is None else dc_n[k], cache["mask"], d == 1, cache["caches"][k], P)
+                    None if dc_n is None else dc_n[k], cache["mask"], d == 1, step_cache, P, ws)
                 if dc0 is not None:
                     dc0[k] = dc_first
                 s = self._suffix(layer, d)
@@ -193,12 +199,13 @@ class RNNBase(Module):
                 for block in dhp:                                          # dhp's column blocks
                     n = block.shape[2]
                     block2 = block.reshape(T * B, n)
-                    g["weight_hh" + s][col:col + n] += matmul(block2.T, h_prevs.reshape(T * B, H), P)
+                    g["weight_hh" + s][col:col + n] += matmul(block2.T, step_cache.h_prevs.reshape(T * B, H), P)
                     if b_ih is not None:
                         g["bias_hh" + s][col:col + n] += block2.sum(0)
                     col += n
                 dx_d = matmul(dxp2, W_ih, P)                               # into this layer's input
                 dx = dx_d if dx is None else dx + dx_d
+                ws.give_back(step_cache.h_prevs, step_cache.c_prevs, step_cache.saved, step_cache.extra)
             dy = dx.reshape(x.shape)
         self._cache = None
         if self.batch_first:

@@ -1,0 +1,114 @@
+"""C = A @ W for the recurrent product of every step, with W packed once per sequence.
+
+A time loop multiplies the same weights by a new state at every step: h_prev @ W_hh.T forward,
+dhp @ W_hh backward, each a small product (a batch of rows) against a large matrix. A BLAS call
+repacks the whole of W at each step, for each product. Here W is packed once, by `pack`, into
+column panels of V values, (NP, K, V), zero-padded to NP * V columns, and `gemm` walks them:
+for each tile of R rows of A and one panel it keeps the R * V sums in registers over all of K,
+reading per k one row of the panel (V contiguous values) and R values of A. Generated straight-
+line code for each tile shape, compiled with LLVM's straight-line (SLP) vectorizer on and its
+loop vectorizer off, becomes vector FMAs on those registers (the loop vectorizer would instead
+vectorize the reduction over k, with gathers, at 5% of the speed).
+
+C gets NP * V columns: callers give it the padded width and read the first N.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from .jit import ENABLED, numba
+
+V = 32          # columns per panel: two AVX-512 (four AVX2) registers of float32
+R = 4           # rows per tile: R * V / 16 = 8 accumulating registers in float32
+
+
+def panels(N):
+    """Panels of V columns that hold N columns."""
+    return -(-N // V)
+
+
+def pack(W, cols, out):
+    """out[p, jp, k, v] = W[k, cols[p, jp * V + v]], and 0 where that column is -1: each row p of
+    cols picks the columns of W (K, N) that become one packed matrix, out[p] (NP, K, V)."""
+    for p in range(out.shape[0]):
+        for jp in range(out.shape[1]):
+            for k in range(out.shape[2]):
+                for v in range(V):
+                    j = cols[p, jp * V + v]
+                    out[p, jp, k, v] = W[k, j] if j >= 0 else 0
+
+
+def packed_shape(P, K, N):
+    """The shape pack fills for P matrices of K rows and N columns each."""
+    return (P, panels(N), K, V)
+
+
+def _tile_source(rows):
+    """Python source of tile_<rows>(A, Wk, C, i0, jp): C[i0:i0+rows, panel jp] = A[i0:i0+rows] @ panel."""
+    acc = [[f"c{r}_{v}" for v in range(V)] for r in range(rows)]
+    lines = [f"def tile_{rows}(A, Wk, C, i0, jp):",
+             "    zero = A.dtype.type(0)"]
+    lines += [f"    {' = '.join(acc[r])} = zero" for r in range(rows)]
+    lines += ["    for k in range(A.shape[1]):",
+              "        w = Wk[jp, k]"]
+    lines += [f"        a{r} = A[i0 + {r}, k]" for r in range(rows)]
+    lines += [f"        {acc[r][v]} += a{r} * w[{v}]" for r in range(rows) for v in range(V)]
+    for r in range(rows):
+        lines.append(f"    c = C[i0 + {r}, jp * {V}:(jp + 1) * {V}]")
+        lines += [f"    c[{v}] = {acc[r][v]}" for v in range(V)]
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _straight_line_vectorizer():
+    """LLVM's SLP vectorizer on and its loop vectorizer off, for what compiles inside."""
+    config = numba.core.config
+    saved = config.SLP_VECTORIZE, config.LOOP_VECTORIZE
+    config.SLP_VECTORIZE, config.LOOP_VECTORIZE = 1, 0
+    try:
+        yield
+    finally:
+        config.SLP_VECTORIZE, config.LOOP_VECTORIZE = saved
+
+
+_options = dict(fastmath=True, error_model="numpy", nogil=True)
+
+
+def _tiles():
+    scope = {}
+    for rows in range(1, R + 1):
+        exec(_tile_source(rows), scope)
+    return [numba.njit(inline="always", **_options)(scope[f"tile_{rows}"]) for rows in range(1, R + 1)]
+
+
+if ENABLED:
+    tile_1, tile_2, tile_3, tile_full = _tiles()
+    pack = numba.njit(cache=True, **_options)(pack)
+
+
+def gemm(A, Wk, C):
+    """C[:, :NP*V] = A @ W for A (B, K) and Wk = pack(W) (NP, K, V); C (B, >= NP*V)."""
+    B = A.shape[0]
+    full = B - B % R
+    for jp in range(Wk.shape[0]):
+        for i0 in range(0, full, R):
+            tile_full(A, Wk, C, i0, jp)
+        left = B - full
+        if left == 1:
+            tile_1(A, Wk, C, full, jp)
+        elif left == 2:
+            tile_2(A, Wk, C, full, jp)
+        elif left == 3:
+            tile_3(A, Wk, C, full, jp)
+
+
+if ENABLED:
+    # Compiled now, for float32 and float64, under the straight-line vectorizer; given its
+    # signatures, gemm never compiles again, so the kernels that call it (compiled with the loop
+    # vectorizer, which their gate loops need) link this build.
+    with _straight_line_vectorizer():
+        gemm = numba.njit([numba.void(numba.types.Array(t, 2, "A"), numba.types.Array(t, 3, "C"),
+                                      numba.types.Array(t, 2, "C")) for t in (numba.float32, numba.float64)],
+                          cache=True, **_options)(gemm)

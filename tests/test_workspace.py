@@ -1,0 +1,77 @@
+"""A layer's workspace reuses its scratch arrays between steps without changing any result; the
+packed-weight product equals NumPy's."""
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit import gemm, kernels
+from rnnkit.gradcheck import relative_error
+from rnnkit.workspace import Workspace
+
+
+def step(layer, x, dy, lengths=None):
+    layer.zero_grad()
+    out, _ = layer.forward(x, None, lengths)
+    dx, _ = layer.backward(dy)
+    return [out, dx] + [g.copy() for g in layer.grads.values()]
+
+
+@pytest.mark.parametrize("mode", ["RNN", "LSTM", "GRU"])
+def test_reused_scratch_changes_nothing(mode):
+    rng = np.random.default_rng(0)
+    make = lambda: getattr(rnnkit, mode)(5, 7, num_layers=2, bidirectional=True, seed=3, dtype=np.float64)
+    used = make()
+    batches = [(rng.standard_normal((6, 4, 5)), rng.standard_normal((6, 4, 14)), np.array([6, 2, 5, 1]))
+               for _ in range(3)]
+    batches.append((rng.standard_normal((3, 2, 5)), rng.standard_normal((3, 2, 14)), None))   # new shapes
+    batches.append(batches[0])
+    for x, dy, lengths in batches:
+        with rnnkit.no_grad():                             # an inference call in between takes scratch too
+            used.forward(x[:2])
+        first = step(used, x, dy, lengths)
+        fresh = step(make(), x, dy, lengths)
+        for a, b in zip(first, fresh):
+            assert relative_error(a, b) < 1e-12
+    assert used._workspace._free, "the workspace kept nothing to reuse"
+
+
+def test_what_the_caller_holds_is_never_reused():
+    rng = np.random.default_rng(1)
+    layer = rnnkit.LSTM(4, 6, num_layers=2, seed=0, dtype=np.float64)
+    x, dy = rng.standard_normal((5, 3, 4)), rng.standard_normal((5, 3, 6))
+    held = step(layer, x, dy)
+    kept = [a.copy() for a in held]
+    for _ in range(2):
+        step(layer, rng.standard_normal((5, 3, 4)), rng.standard_normal((5, 3, 6)))
+        with rnnkit.no_grad():
+            layer.forward(rng.standard_normal((5, 3, 4)))
+    for a, b in zip(held, kept):
+        assert np.array_equal(a, b)
+
+
+def test_workspace_hands_back_and_forgets_old_shapes():
+    ws = Workspace(shapes=2)
+    a = ws.empty((3, 4), np.float32)
+    ws.give_back(a)
+    assert ws.empty((3, 4), np.float32) is a
+    assert ws.empty((3, 4), np.float32) is not a           # taken already: a new one
+    ws.give_back(a, np.empty(5), np.empty(6))              # three shapes, room for two
+    assert ws.empty((3, 4), np.float32) is not a
+
+
+@pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B,K,N", [(1, 5, 3), (3, 33, 64), (4, 17, 65), (7, 40, 100), (32, 128, 512)])
+def test_packed_product_equals_numpy(B, K, N, dtype):
+    rng = np.random.default_rng(B * K)
+    A, W = rng.standard_normal((B, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+    cols = np.full((2, gemm.panels(N) * gemm.V), -1)
+    cols[0, :N] = np.arange(N)                             # all of W
+    cols[1, :N:2] = np.arange(N - 1, -1, -2)               # every other column, last first
+    packed = np.full(gemm.packed_shape(2, K, N), np.nan, dtype)     # a dirty buffer
+    gemm.pack(W, cols, packed)
+    for p, expected in enumerate([A @ W, np.where(np.arange(N) % 2 == 0, (A @ W)[:, cols[1, :N]], 0)]):
+        C = np.full((B, packed.shape[1] * gemm.V), np.nan, dtype)
+        gemm.gemm(A, packed[p], C)
+        assert relative_error(C[:, :N], expected) < (1e-6 if dtype == np.float32 else 1e-14)
+        assert not C[:, N:].any()                          # the padded columns are zero
