@@ -31,13 +31,27 @@ def panels(N):
 
 def pack(W, cols, out):
     """out[p, jp, k, v] = W[k, cols[p, jp * V + v]], and 0 where that column is -1: each row p of
-    cols picks the columns of W (K, N) that become one packed matrix, out[p] (NP, K, V)."""
+    cols picks the columns of W (K, N) that become one packed matrix, out[p] (NP, K, V). Reads
+    go along W's contiguous direction, whichever it is."""
+    zero = out.dtype.type(0)
+    by_column = W.strides[0] <= W.strides[1]
     for p in range(out.shape[0]):
         for jp in range(out.shape[1]):
-            for k in range(out.shape[2]):
+            panel, picked = out[p, jp], cols[p, jp * V:(jp + 1) * V]
+            if by_column:
                 for v in range(V):
-                    j = cols[p, jp * V + v]
-                    out[p, jp, k, v] = W[k, j] if j >= 0 else 0
+                    j = picked[v]
+                    for k in range(panel.shape[0]):
+                        panel[k, v] = W[k, j] if j >= 0 else zero
+            elif picked[0] >= 0 and picked[V - 1] == picked[0] + V - 1:    # V columns side by side
+                j0 = picked[0]
+                for k in range(panel.shape[0]):
+                    panel[k] = W[k, j0:j0 + V]
+            else:
+                for k in range(panel.shape[0]):
+                    for v in range(V):
+                        j = picked[v]
+                        panel[k, v] = W[k, j] if j >= 0 else zero
 
 
 def packed_shape(P, K, N):

@@ -292,10 +292,13 @@ def into_h_prev(p, j0, j1, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct):
     gemm(dhp_t, Wk[p], dhs[p])
     n = j1 - j0
     for b in range(dh.shape[0]):
+        dh_, dhs_ = dh[b, j0:j1], dhs[p, b, :n]
         if has_direct:
-            dh[b, j0:j1] = dhs[p, b, :n] + direct[b, j0:j1]
+            direct_ = direct[b, j0:j1]
+            for q in range(n):
+                dh_[q] = dhs_[q] + direct_[q]
         elif t < lengths[b]:
-            dh[b, j0:j1] = dhs[p, b, :n]
+            dh_[:] = dhs_
 
 
 # --- RNN: h = f(xp + h_prev @ W_hh.T + b_hh), f = tanh (relu=False) or relu ----------------------

@@ -41,3 +41,11 @@ def matmul(a, b, parts=1, out=None):
     finally:
         _set_threads(previous)
     return out
+
+
+def add_matmul(c, a, b, parts=1):
+    """c += a @ b; straight into c, with no temporary, when c is all zero (as after zero_grad)."""
+    if c.any():
+        c += matmul(a, b, parts)
+    else:
+        matmul(a, b, parts, c)

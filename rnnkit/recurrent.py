@@ -17,7 +17,7 @@ from .grad_mode import is_grad_enabled
 from .init import RECURRENT_INITS, recurrent_params
 from .loop import run_backward, run_forward
 from .module import Module
-from .products import matmul
+from .products import add_matmul, matmul
 from .steps import GRUStep, LSTMStep, RNNStep
 from .workspace import Workspace
 
@@ -192,14 +192,14 @@ class RNNBase(Module):
                 s = self._suffix(layer, d)
                 GH = dxp.shape[2]
                 dxp2 = dxp.reshape(T * B, GH)
-                g["weight_ih" + s] += matmul(dxp2.T, x2, P)                # one product over all steps
+                add_matmul(g["weight_ih" + s], dxp2.T, x2, P)              # one product over all steps
                 if b_ih is not None:
                     g["bias_ih" + s] += dxp2.sum(0)
                 col = 0
                 for block in dhp:                                          # dhp's column blocks
                     n = block.shape[2]
                     block2 = block.reshape(T * B, n)
-                    g["weight_hh" + s][col:col + n] += matmul(block2.T, step_cache.h_prevs.reshape(T * B, H), P)
+                    add_matmul(g["weight_hh" + s][col:col + n], block2.T, step_cache.h_prevs.reshape(T * B, H), P)
                     if b_ih is not None:
                         g["bias_hh" + s][col:col + n] += block2.sum(0)
                     col += n

@@ -189,3 +189,28 @@ def test_products_in_row_blocks_equal_numpy(parts):
     np.testing.assert_allclose(matmul(a, b, parts), a @ b, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(matmul(a.T.copy().T, b, parts), a @ b, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(matmul(a[:, :6].T, a[:, 6:], parts), a[:, :6].T @ a[:, 6:], rtol=1e-13, atol=1e-13)
+    out = np.full((40, 6), np.nan)
+    assert matmul(a, b, parts, out) is out
+    np.testing.assert_allclose(out, a @ b, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+def test_add_matmul_accumulates(parts):
+    from rnnkit.products import add_matmul
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((30, 8)), rng.standard_normal((8, 5))
+    c = np.zeros((30, 5))
+    add_matmul(c, a, b, parts)                                  # into the zero array directly
+    np.testing.assert_allclose(c, a @ b, rtol=1e-13, atol=1e-13)
+    add_matmul(c, a, b, parts)                                  # then added
+    np.testing.assert_allclose(c, 2 * (a @ b), rtol=1e-13, atol=1e-13)
+
+
+def test_blas_thread_count_is_restored_after_row_blocks():
+    from rnnkit.products import _set_threads, matmul
+    if _set_threads is None:
+        pytest.skip("NumPy's OpenBLAS is not reachable")
+    before = _set_threads(2)
+    _set_threads(before)
+    matmul(np.ones((40, 4)), np.ones((4, 3)), 2)
+    assert _set_threads(before) == before
