@@ -48,7 +48,7 @@ def _thread_count():
 THREADS = _thread_count()
 ADAPT = os.environ.get("RNNKIT_THREADS", "") == ""   # follow the other processes' load
 MIN_UNITS = 32          # hidden units per part, at least
-MIN_WORK = 2_500_000    # multiply-adds of the recurrence per part per step (B * G * H * H / P)
+MIN_WORK = 500_000      # multiply-adds of the recurrence per part per step (B * G * H * H / P)
 
 
 def parts(B, G, H):
