@@ -4,7 +4,9 @@
     python bench/speed.py --quick    # a smaller grid, a smoke test
 
 For each (mode, T, B, I, H) both libraries get the same float32 weights and input. Times are
-medians of --repeats runs after a warm-up (which also pays Numba's one-time compile or cache load):
+medians of --repeats runs after a warm-up (which also pays Numba's one-time compile or cache load),
+in each of --rounds rounds where the two libraries take turns; a figure is the median of its rounds,
+so that a burst of load from another tenant of the machine falls on both libraries, not on one:
   train  forward + backward with every parameter gradient and the input gradient, no optimizer
          (torch: loss = (y * dy).sum() with x.requires_grad, so it computes the same gradients);
   infer  forward only (torch under torch.no_grad(), rnnkit under rnnkit.no_grad()).
@@ -175,6 +177,15 @@ def spawn(*args):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def alternate(rounds, *config):
+    """Both libraries' workers, taking turns for this many rounds: medians over the rounds."""
+    results = {"rnnkit": [], "torch": []}
+    for _ in range(rounds):
+        for lib in results:
+            results[lib].append(spawn(lib, *config))
+    return [{key: statistics.median(r[key] for r in runs) for key in runs[0]} for runs in results.values()]
+
+
 def forward_flops(mode, T, B, I, H):
     return 2.0 * T * B * GATES[mode] * H * (I + H)
 
@@ -183,6 +194,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a smaller grid and 3 repeats (a smoke test)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 5)")
+    p.add_argument("--rounds", type=int, default=None, help="turns each library takes per configuration (default 3)")
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of RNN,LSTM,GRU")
     p.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -196,8 +208,10 @@ def main(argv=None):
         return worker(kind, mode, *map(int, nums))
 
     repeats = args.repeats or (3 if args.quick else 5)
-    if repeats < 1:
-        raise SystemExit(f"--repeats must be a positive integer, got {repeats}")
+    rounds = args.rounds or (1 if args.quick else 3)
+    for name, value in (("--repeats", repeats), ("--rounds", rounds)):
+        if value < 1:
+            raise SystemExit(f"{name} must be a positive integer, got {value}")
     modes = [m.strip().upper() for m in args.modes.split(",")]
     bad = [m for m in modes if m not in MODES]
     if bad:
@@ -208,7 +222,7 @@ def main(argv=None):
 
     ceiling = spawn("matmul", repeats)["gflops"]
     print(f"rnnkit vs torch {torch.__version__} (default threads: {torch.get_num_threads()}), numpy {np.__version__}, "
-          f"{os.cpu_count()} CPUs, float32, median of {repeats} runs after warm-up")
+          f"{os.cpu_count()} CPUs, float32, medians of {repeats} runs after warm-up, median of {rounds} rounds")
     print(f"NumPy float32 matmul ceiling (2048x2048): {ceiling:.1f} GFLOP/s")
     head = (f"{'mode':5} {'T':>4} {'B':>3} {'I':>4} {'H':>4} | {'train ms':>9} {'torch':>8} {'ratio':>5} | "
             f"{'infer ms':>9} {'torch':>8} {'ratio':>5} | {'GFLOP/s tr/inf':>14} {'%ceil':>5} | {'mem MB':>6} {'torch':>6}")
@@ -217,8 +231,7 @@ def main(argv=None):
     rows = []
     for mode in modes:
         for (T, B, I, H) in grid:
-            ours = spawn("rnnkit", mode, T, B, I, H, repeats)
-            theirs = spawn("torch", mode, T, B, I, H, repeats)
+            ours, theirs = alternate(rounds, mode, T, B, I, H, repeats)
             f = forward_flops(mode, T, B, I, H)
             gf_train, gf_infer = 3 * f / ours["train"] / 1e9, f / ours["infer"] / 1e9
             row = dict(mode=mode, cfg=(T, B, I, H), train=theirs["train"] / ours["train"],
@@ -240,7 +253,8 @@ def main(argv=None):
     if big:
         print(f"H >= 512: rnnkit reaches {100 * min(big):.0f}% to {100 * max(big):.0f}% of the matmul ceiling")
     print("reproduce: python bench/speed.py" + (" --quick" if args.quick else "")
-          + ("" if args.repeats is None else f" --repeats {args.repeats}") + "   (or: rnnkit bench speed)")
+          + ("" if args.repeats is None else f" --repeats {args.repeats}")
+          + ("" if args.rounds is None else f" --rounds {args.rounds}") + "   (or: rnnkit bench speed)")
 
 
 if __name__ == "__main__":

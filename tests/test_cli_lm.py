@@ -126,3 +126,10 @@ def test_corrupt_checkpoint_is_one_line(charlm_run, tmp_path, capsys):
     (bad / name / "config.json").write_text("{")
     code, _, err = run(capsys, "eval", str(bad), "--text", str(charlm_run / "input.txt"))
     one_line_error(code, err, "corrupt")
+
+
+@pytest.mark.parametrize("option", ["--repeats", "--rounds"])
+def test_bench_speed_rejects_a_non_positive_count(capsys, option):
+    code, _, err = run(capsys, "bench", "speed", option, "0")
+    assert code != 0
+    assert err.strip() == f"rnnkit: error: {option} must be a positive integer, got 0"
