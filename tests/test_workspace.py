@@ -1,5 +1,8 @@
 """A layer's workspace reuses its scratch arrays between steps without changing any result; the
-packed-weight product equals NumPy's."""
+packed-weight product (rnnkit.gemm) equals NumPy's and compiles to vector arithmetic."""
+import platform
+import re
+
 import numpy as np
 import pytest
 
@@ -75,3 +78,25 @@ def test_packed_product_equals_numpy(B, K, N, dtype):
         gemm.gemm(A, packed[p], C)
         assert relative_error(C[:, :N], expected) < (1e-6 if dtype == np.float32 else 1e-14)
         assert not C[:, N:].any()                          # the padded columns are zero
+
+
+@pytest.mark.skipif(not kernels.ENABLED or platform.machine() not in ("x86_64", "AMD64"), reason="x86 and Numba only")
+def test_tiles_compile_to_vector_instructions():
+    """The straight-line vectorizer turns a tile's sums into packed (ymm/zmm) arithmetic, with no scalar
+    arithmetic left (the loop vectorizer alone leaves scalar sums over k beside gathered ones)."""
+    import numba
+    scope = {}
+    exec(gemm._tile_source(1), scope)
+    tile = numba.njit(inline="always", **gemm._options)(scope["tile_1"])
+
+    def one_tile(A, Wk, C):
+        tile(A, Wk, C, 0, 0)
+    A, Wk = np.full((1, 8), 2, np.float32), np.ones((1, 8, gemm.V), np.float32)
+    C = np.zeros((1, gemm.V), np.float32)
+    with gemm._straight_line_vectorizer():
+        compiled = numba.njit(**gemm._options)(one_tile)
+        compiled(A, Wk, C)
+    assert (C == 16).all()
+    asm = next(iter(compiled.inspect_asm().values()))
+    assert re.search(r"v(fmadd\w*|mul|add)ps\s+.*%[yz]mm", asm)
+    assert not re.search(r"v(fmadd\w*|mul|add)ss", asm)
