@@ -41,8 +41,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.repeats < 1:
         raise SystemExit(f"--repeats must be a positive integer, got {args.repeats}")
-    if gemm.gemm is None:
+    if not gemm.ENABLED:
         raise SystemExit("rnnkit.gemm needs Numba")
+    product = gemm.compiled()
     set_threads = thread_setter("numpy")
     if set_threads is not None:
         set_threads(1)
@@ -58,7 +59,7 @@ def main(argv=None):
         packed = np.empty(gemm.packed_shape(1, K, N), np.float32)
         C = np.empty((B, packed.shape[1] * gemm.V), np.float32)
         out = np.empty((B, N), np.float32)
-        ours, theirs = (lambda: gemm.gemm(A, packed[0], C)), (lambda: np.dot(A, W, out=out))
+        ours, theirs = (lambda: product(A, packed[0], C)), (lambda: np.dot(A, W, out=out))
         gemm.pack(W, cols, packed)
         ours(), theirs()
         assert np.allclose(C[:, :N], out, rtol=1e-3, atol=1e-3)

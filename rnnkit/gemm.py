@@ -119,11 +119,18 @@ def gemm(A, Wk, C):
             tile_3(A, Wk, C, full, jp)
 
 
-if ENABLED:
-    # Compiled now, for float32 and float64, under the straight-line vectorizer; given its
-    # signatures, gemm never compiles again, so the kernels that call it (compiled with the loop
-    # vectorizer, which their gate loops need) link this build.
-    with _straight_line_vectorizer():
-        gemm = numba.njit([numba.void(numba.types.Array(t, 2, "A"), numba.types.Array(t, 3, "C"),
-                                      numba.types.Array(t, 2, "C")) for t in (numba.float32, numba.float64)],
-                          cache=True, **_options)(gemm)
+_compiled = None
+
+
+def compiled():
+    """gemm compiled (on the first call, or loaded from Numba's cache), for float32 and float64,
+    under the straight-line vectorizer. Given its signatures it never compiles again, so the
+    kernels that call it (compiled with the loop vectorizer, which their gate loops need) link
+    this build."""
+    global _compiled
+    if _compiled is None:
+        signatures = [numba.void(numba.types.Array(t, 2, "A"), numba.types.Array(t, 3, "C"),
+                                 numba.types.Array(t, 2, "C")) for t in (numba.float32, numba.float64)]
+        with _straight_line_vectorizer():
+            _compiled = numba.njit(signatures, cache=True, **_options)(gemm)
+    return _compiled

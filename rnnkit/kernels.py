@@ -161,7 +161,14 @@ def _fallback(*args, **kwargs):
 
 
 if ENABLED:
-    gemm = packed.gemm
+    def gemm(A, Wk, C):
+        """C = A @ W with W packed: rnnkit.gemm, compiled when a kernel that calls it first compiles."""
+
+    @overload(gemm, inline="always")
+    def _gemm(A, Wk, C):
+        product = packed.compiled()
+        return lambda A, Wk, C: product(A, Wk, C)
+
     jit = numba.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
     only_prange = dict(prange=True, comprehension=False, reduction=False, inplace_binop=False, setitem=False,
                        numpy=False, stencil=False, fusion=False)      # slice copies stay plain loops
