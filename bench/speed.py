@@ -200,6 +200,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.worker:
         kind, *rest = args.worker
+        if "torch" in (kind, *rest[:1]):
+            # torch before rnnkit: torch's OpenMP reads its settings once, when it loads, and rnnkit
+            # sets a default GOMP_SPINCOUNT for its own (rnnkit.jit); torch runs with its defaults
+            import torch  # noqa: F401
         if kind == "matmul":
             return matmul_worker(int(rest[0]))
         if kind == "cell":
