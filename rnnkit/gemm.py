@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import contextlib
 
-import numpy as np
-
 from .jit import ENABLED, numba
 
 V = 32          # columns per panel: two AVX-512 (four AVX2) registers of float32

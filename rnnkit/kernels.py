@@ -125,7 +125,7 @@ def _columns(index, real):
 def weights_buffer(W_hh, P, ws=FRESH):
     """A flat scratch array from ws that holds W_hh packed either way, forward or backward, in P parts."""
     GH, H = W_hh.shape
-    m = -(-H // P)
+    m = int(np.diff(_edges(H, P)).max())                 # units in the largest part, as in _units
     size = max(np.prod(packed.packed_shape(P, H, GH // H * m)), np.prod(packed.packed_shape(P, GH, m)))
     return ws.empty((int(size),), W_hh.dtype)
 
@@ -294,6 +294,26 @@ def zero_units(a, j0, j1, H, G):
 
 
 @_inline
+def forward_scratch(Wk, h):
+    """Each part's product (P, B, NP * V), and the two state buffers (2, B, H), the first holding h0."""
+    hps = np.empty((Wk.shape[0], h.shape[0], Wk.shape[1] * Wk.shape[3]), h.dtype)
+    hs = np.empty((2,) + h.shape, h.dtype)
+    hs[0] = h
+    return hps, hs
+
+
+@_inline
+def pass_state(b, a, saved_, o_, j0, j1, H, G, h_prev, h_next):
+    """A padded row b in forward, units [j0, j1): its G gate blocks in a and its other saved values
+    saved_ are zero, its output o_ is zero, and its state passes through unchanged."""
+    zero = a.dtype.type(0)
+    zero_units(a, j0, j1, H, G)
+    saved_[:] = zero
+    o_[:] = zero
+    h_next[b, j0:j1] = h_prev[b, j0:j1]
+
+
+@_inline
 def into_h_prev(p, j0, j1, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct):
     """dh[:, j0:j1] = dhp_t @ W_hh[:, j0:j1] (+ the direct path); padded rows keep their dh."""
     gemm(dhp_t, Wk[p], dhs[p])
@@ -338,11 +358,9 @@ def rnn_forward_part(p, t, xp, Wk, bp, edges, h_prev, h_next, lengths, relu, kee
 @_KernelPair
 def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs):
     """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out."""
-    T, B, _ = xp.shape
+    T = xp.shape[0]
     P = Wk.shape[0]
-    hps = np.empty((P, B, Wk.shape[1] * Wk.shape[3]), xp.dtype)
-    hs = np.empty((2, B, h.shape[1]), xp.dtype)
-    hs[0] = h
+    hps, hs = forward_scratch(Wk, h)
     for s in range(T):
         t = order(s, T, reverse)
         for p in prange(P):
@@ -399,7 +417,7 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu):
 def lstm_forward_part(p, t, xp, Wk, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs,
                       tcs, hps):
     j0, j1 = units(edges, p)
-    n, zero = j1 - j0, xp.dtype.type(0)
+    n = j1 - j0
     H, m = h_prev.shape[1], part_width(edges)
     gemm(h_prev, Wk[p], hps[p])
     bias = bp[p]
@@ -409,10 +427,7 @@ def lstm_forward_part(p, t, xp, Wk, bp, edges, h_prev, h_next, c, lengths, keep,
         ai, af, ag, ao = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
         tc_, o_ = tcs[t if keep else 0, b, j0:j1], out[t, b, j0:j1]
         if t >= lengths[b]:
-            zero_units(a, j0, j1, H, 4)                                  # i, f, g, o of these units
-            tc_[:] = zero
-            o_[:] = zero
-            h_next[b, j0:j1] = h_prev[b, j0:j1]
+            pass_state(b, a, tc_, o_, j0, j1, H, 4, h_prev, h_next)      # i, f, g, o and tanh(c)
             continue
         hp_, c_ = hps[p, b], c[b, j0:j1]
         for q in range(n):
@@ -436,11 +451,9 @@ def lstm_forward_part(p, t, xp, Wk, bp, edges, h_prev, h_next, c, lengths, keep,
 def lstm_forward(xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs):
     """xp (T, B, 4H) becomes [i, f, g, o]; h, c (B, H) are h0, c0 in and h_n, c_n out.
     tcs holds tanh(c) per step, or has one step (scratch) when keep is False."""
-    T, B, _ = xp.shape
+    T = xp.shape[0]
     P = Wk.shape[0]
-    hps = np.empty((P, B, Wk.shape[1] * Wk.shape[3]), xp.dtype)
-    hs = np.empty((2, B, h.shape[1]), xp.dtype)
-    hs[0] = h
+    hps, hs = forward_scratch(Wk, h)
     for s in range(T):
         t = order(s, T, reverse)
         for p in prange(P):
@@ -501,7 +514,7 @@ def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse
 @_inline
 def gru_forward_part(p, t, xp, Wk, bp, edges, h_prev, h_next, lengths, keep, out, h_prevs, hp_ns, hps):
     j0, j1 = units(edges, p)
-    n, zero = j1 - j0, xp.dtype.type(0)
+    n = j1 - j0
     H, m = h_prev.shape[1], part_width(edges)
     gemm(h_prev, Wk[p], hps[p])
     bias = bp[p]
@@ -511,10 +524,7 @@ def gru_forward_part(p, t, xp, Wk, bp, edges, h_prev, h_next, lengths, keep, out
         ar, az, an = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1]
         hpn_, o_ = hp_ns[t if keep else 0, b, j0:j1], out[t, b, j0:j1]
         if t >= lengths[b]:
-            zero_units(a, j0, j1, H, 3)                                  # r, z, n of these units
-            hpn_[:] = zero
-            o_[:] = zero
-            h_next[b, j0:j1] = h_prev[b, j0:j1]
+            pass_state(b, a, hpn_, o_, j0, j1, H, 3, h_prev, h_next)     # r, z, n and hp_n
             continue
         hp_, hprev_ = hps[p, b], h_prev[b, j0:j1]
         for q in range(n):
@@ -534,11 +544,9 @@ def gru_forward_part(p, t, xp, Wk, bp, edges, h_prev, h_next, lengths, keep, out
 def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns):
     """xp (T, B, 3H) becomes [r, z, n]; h (B, H) is h0 in, h_n out.
     hp_ns holds W_hn h_prev + b_hn per step, or has one step (scratch) when keep is False."""
-    T, B, _ = xp.shape
+    T = xp.shape[0]
     P = Wk.shape[0]
-    hps = np.empty((P, B, Wk.shape[1] * Wk.shape[3]), xp.dtype)
-    hs = np.empty((2, B, h.shape[1]), xp.dtype)
-    hs[0] = h
+    hps, hs = forward_scratch(Wk, h)
     for s in range(T):
         t = order(s, T, reverse)
         for p in prange(P):
