@@ -294,6 +294,15 @@ def zero_units(a, j0, j1, H, G):
 
 
 @_inline
+def gate_blocks(a, m, G):
+    """The G blocks of m in a part's product or bias row a, as views: a loop indexes each from 0, which
+    LLVM vectorizes (an offset index such as a[m + q] may be negative to it, and stays scalar)."""
+    if G == 3:
+        return a[:m], a[m:2 * m], a[2 * m:3 * m]
+    return a[:m], a[m:2 * m], a[2 * m:3 * m], a[3 * m:4 * m]
+
+
+@_inline
 def forward_scratch(Wk, h):
     """Each part's product (P, B, NP * V), and the two state buffers (2, B, H), the first holding h0."""
     hps = np.empty((Wk.shape[0], h.shape[0], Wk.shape[1] * Wk.shape[3]), h.dtype)
@@ -420,7 +429,7 @@ def lstm_forward_part(p, t, xp, Wk, bp, edges, h_prev, h_next, c, lengths, keep,
     n = j1 - j0
     H, m = h_prev.shape[1], part_width(edges)
     gemm(h_prev, Wk[p], hps[p])
-    bias = bp[p]
+    bi, bf, bg, bo = gate_blocks(bp[p], m, 4)
     for b in range(h_prev.shape[0]):
         keep_state(t, b, j0, j1, keep, h_prev, c, h_prevs, c_prevs, True)
         a = xp[t, b]
@@ -429,15 +438,16 @@ def lstm_forward_part(p, t, xp, Wk, bp, edges, h_prev, h_next, c, lengths, keep,
         if t >= lengths[b]:
             pass_state(b, a, tc_, o_, j0, j1, H, 4, h_prev, h_next)      # i, f, g, o and tanh(c)
             continue
-        hp_, c_ = hps[p, b], c[b, j0:j1]
+        hi, hf, hg, ho = gate_blocks(hps[p, b], m, 4)
+        c_ = c[b, j0:j1]
         for q in range(n):
-            ai[q] = sigmoid(ai[q] + hp_[q] + bias[q])
+            ai[q] = sigmoid(ai[q] + hi[q] + bi[q])
         for q in range(n):
-            af[q] = sigmoid(af[q] + hp_[m + q] + bias[m + q])
+            af[q] = sigmoid(af[q] + hf[q] + bf[q])
         for q in range(n):
-            ag[q] = tanh(ag[q] + hp_[2 * m + q] + bias[2 * m + q])
+            ag[q] = tanh(ag[q] + hg[q] + bg[q])
         for q in range(n):
-            ao[q] = sigmoid(ao[q] + hp_[3 * m + q] + bias[3 * m + q])
+            ao[q] = sigmoid(ao[q] + ho[q] + bo[q])
         for q in range(n):
             c_[q] = af[q] * c_[q] + ai[q] * ag[q]                     # c = f c_prev + i g
         for q in range(n):
@@ -517,7 +527,7 @@ def gru_forward_part(p, t, xp, Wk, bp, edges, h_prev, h_next, lengths, keep, out
     n = j1 - j0
     H, m = h_prev.shape[1], part_width(edges)
     gemm(h_prev, Wk[p], hps[p])
-    bias = bp[p]
+    br, bz, bn = gate_blocks(bp[p], m, 3)
     for b in range(h_prev.shape[0]):
         keep_state(t, b, j0, j1, keep, h_prev, h_prev, h_prevs, h_prevs, False)
         a = xp[t, b]
@@ -526,13 +536,14 @@ def gru_forward_part(p, t, xp, Wk, bp, edges, h_prev, h_next, lengths, keep, out
         if t >= lengths[b]:
             pass_state(b, a, hpn_, o_, j0, j1, H, 3, h_prev, h_next)     # r, z, n and hp_n
             continue
-        hp_, hprev_ = hps[p, b], h_prev[b, j0:j1]
+        hr, hz, hn = gate_blocks(hps[p, b], m, 3)
+        hprev_ = h_prev[b, j0:j1]
         for q in range(n):
-            ar[q] = sigmoid(ar[q] + hp_[q] + bias[q])
+            ar[q] = sigmoid(ar[q] + hr[q] + br[q])
         for q in range(n):
-            az[q] = sigmoid(az[q] + hp_[m + q] + bias[m + q])
+            az[q] = sigmoid(az[q] + hz[q] + bz[q])
         for q in range(n):
-            hpn_[q] = hp_[2 * m + q] + bias[2 * m + q]
+            hpn_[q] = hn[q] + bn[q]
         for q in range(n):
             an[q] = tanh(an[q] + ar[q] * hpn_[q])                    # n = tanh(xp_n + r hp_n)
         for q in range(n):
@@ -624,18 +635,22 @@ def lstm_cell_forward(x, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh, saved, h, c):
     dot_rows(x, W_ih.T, xp)
     dot_rows(h_prev, W_hh.T, hp)
     for b in range(B):
-        a, xp_, hp_, cp_, c_, h_ = saved[b], xp[b], hp[b], c_prev[b], c[b], h[b]
+        a, xp_, hp_ = saved[b], xp[b], hp[b]
         for j in range(G):
             a[j] = xp_[j] + b_ih[j] + hp_[j] + b_hh[j]
-        for j in range(2 * H):
-            a[j] = sigmoid(a[j])                                           # i, f
-        for j in range(2 * H, 3 * H):
-            a[j] = tanh(a[j])                                              # g
-        for j in range(3 * H, G):
-            a[j] = sigmoid(a[j])                                           # o
+        ai, af, ag, ao, tc_ = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:G], a[G:]      # views: see gate_blocks
+        cp_, c_, h_ = c_prev[b], c[b], h[b]
         for j in range(H):
-            c_[j] = a[H + j] * cp_[j] + a[j] * a[2 * H + j]
+            ai[j] = sigmoid(ai[j])
         for j in range(H):
-            a[G + j] = tanh(c_[j])
+            af[j] = sigmoid(af[j])
         for j in range(H):
-            h_[j] = a[3 * H + j] * a[G + j]
+            ag[j] = tanh(ag[j])
+        for j in range(H):
+            ao[j] = sigmoid(ao[j])
+        for j in range(H):
+            c_[j] = af[j] * cp_[j] + ai[j] * ag[j]
+        for j in range(H):
+            tc_[j] = tanh(c_[j])
+        for j in range(H):
+            h_[j] = ao[j] * tc_[j]
