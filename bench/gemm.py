@@ -7,7 +7,12 @@ one thread (NumPy's OpenBLAS set to one), as the recurrence does per part; times
 --repeats batches of calls, alternating the two, and the packing is timed apart (once per call of
 a layer, not per step).
 
-    python bench/gemm.py [--repeats 7]
+--layer times the large products of a layer instead: the input projection of all steps (T*B
+rows, plus the bias) and the gradient of the input, with rnnkit.gemm (W packed at every call, the
+packing counted; rnnkit.products.product) against NumPy's BLAS in row blocks
+(rnnkit.products.matmul), both on as many threads as the machine has cores.
+
+    python bench/gemm.py [--repeats 7] [--layer]
 """
 from __future__ import annotations
 
@@ -24,6 +29,11 @@ from rnnkit import gemm  # noqa: E402
 from rnnkit.blas import thread_setter  # noqa: E402
 
 # (B, K, N) of the per-step products in bench/speed.py's grid: LSTM forward and backward, RNN forward
+# (M, K, N) of the layer products in that grid: x @ W_ih.T (K = I, N = G*H) and dxp @ W_ih (K = G*H, N = I)
+# with two parts or more (rnnkit.kernels.parts); T*B = 700 at (35, 20) stays with BLAS (PACK_ROWS)
+LAYER_SHAPES = [(3200, 128, 512), (3200, 512, 128), (3200, 256, 256), (3200, 256, 768), (3200, 768, 256),
+                (3200, 256, 1024), (3200, 1024, 256), (6400, 512, 512), (6400, 512, 1536), (6400, 512, 2048),
+                (6400, 2048, 512)]
 SHAPES = [(16, 64, 256), (32, 128, 512), (32, 512, 128), (32, 256, 1024), (64, 512, 2048), (64, 2048, 512),
           (20, 650, 2600), (20, 2600, 650), (20, 650, 650), (1, 128, 512)]
 
@@ -38,11 +48,14 @@ def per_call(f, calls):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=7, help="timed batches per product (default 7)")
+    p.add_argument("--layer", action="store_true", help="a layer's large products, on all cores, packing included")
     args = p.parse_args(argv)
     if args.repeats < 1:
         raise SystemExit(f"--repeats must be a positive integer, got {args.repeats}")
     if not gemm.ENABLED:
         raise SystemExit("rnnkit.gemm needs Numba")
+    if args.layer:
+        return layer_products(args.repeats)
     product = gemm.compiled()
     set_threads = thread_setter("numpy")
     if set_threads is not None:
@@ -76,6 +89,39 @@ def main(argv=None):
               flush=True)
     print(f"rnnkit.gemm / NumPy BLAS: median {statistics.median(ratios):.2f}, min {min(ratios):.2f}")
     print("reproduce: python bench/gemm.py" + ("" if args.repeats == 7 else f" --repeats {args.repeats}"))
+
+
+def layer_products(repeats):
+    from rnnkit import products
+    from rnnkit.workspace import Workspace
+    parts, ws, rng = os.cpu_count() or 1, Workspace(), np.random.default_rng(0)
+    if parts == 1:
+        raise SystemExit("--layer: one core, where rnnkit's layer products are NumPy's BLAS")
+    print(f"{parts} threads, float32, GFLOP/s (median of {repeats}), W packed at every call of rnnkit's")
+    print(f"{'M':>5} {'K':>5} {'N':>5} | {'product':>8} {'BLAS':>6} {'ratio':>5}")
+    ratios = []
+    for M, K, N in LAYER_SHAPES:
+        a = rng.standard_normal((M, K)).astype(np.float32)
+        W = rng.standard_normal((N, K)).astype(np.float32).T             # as W_ih.T
+        bias = rng.standard_normal(N).astype(np.float32)
+        out = np.empty((M, N), np.float32)
+        ours = lambda: products.product(a, W, parts, out, bias, ws)     # noqa: E731
+        theirs = lambda: products.matmul(a, W, parts, out).__iadd__(bias)  # noqa: E731
+        expected = a @ W + bias
+        ours()
+        assert np.allclose(out, expected, rtol=1e-3, atol=1e-3)
+        theirs()
+        calls = max(3, int(4e8 / (2 * M * K * N)))
+        t_ours, t_theirs = [], []
+        for _ in range(repeats):
+            t_ours.append(per_call(ours, calls))
+            t_theirs.append(per_call(theirs, calls))
+        flops = 2.0 * M * K * N
+        g_ours, g_theirs = flops / statistics.median(t_ours) / 1e9, flops / statistics.median(t_theirs) / 1e9
+        ratios.append(g_ours / g_theirs)
+        print(f"{M:>5} {K:>5} {N:>5} | {g_ours:8.1f} {g_theirs:6.1f} {g_ours / g_theirs:5.2f}", flush=True)
+    print(f"product / BLAS: median {statistics.median(ratios):.2f}, min {min(ratios):.2f}")
+    print("reproduce: python bench/gemm.py --layer" + ("" if repeats == 7 else f" --repeats {repeats}"))
 
 
 if __name__ == "__main__":

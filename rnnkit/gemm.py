@@ -11,11 +11,13 @@ loop vectorizer off, becomes vector FMAs on those registers (the loop vectorizer
 vectorize the sum over k, with gathers, and lose most of the speed). `python bench/gemm.py`
 compares it with NumPy's BLAS.
 
-C gets NP * V columns: callers give it the padded width and read the first N.
+C may have the padded width, NP * V, or any narrower: it gets the first columns of the product.
 """
 from __future__ import annotations
 
 import contextlib
+
+import numpy as np
 
 from .jit import ENABLED, numba
 
@@ -101,20 +103,35 @@ if ENABLED:
     pack = numba.njit(cache=True, **_options)(pack)
 
 
-def gemm(A, Wk, C):
-    """C[:, :NP*V] = A @ W for A (B, K) and Wk, W packed by pack (NP, K, V); C (B, >= NP*V)."""
+def panel_rows(A, Wk, C, jp):
+    """C[:, jp*V:(jp+1)*V] = A @ panel jp, in tiles of R rows and one of fewer."""
     B = A.shape[0]
     full = B - B % R
-    for jp in range(Wk.shape[0]):
-        for i0 in range(0, full, R):
-            tile_full(A, Wk, C, i0, jp)
-        left = B - full
-        if left == 1:
-            tile_1(A, Wk, C, full, jp)
-        elif left == 2:
-            tile_2(A, Wk, C, full, jp)
-        elif left == 3:
-            tile_3(A, Wk, C, full, jp)
+    for i0 in range(0, full, R):
+        tile_full(A, Wk, C, i0, jp)
+    left = B - full
+    if left == 1:
+        tile_1(A, Wk, C, full, jp)
+    elif left == 2:
+        tile_2(A, Wk, C, full, jp)
+    elif left == 3:
+        tile_3(A, Wk, C, full, jp)
+
+
+if ENABLED:
+    panel_rows = numba.njit(inline="always", **_options)(panel_rows)
+
+
+def gemm(A, Wk, C):
+    """C = A @ W for A (B, K) and Wk, W packed by pack (NP, K, V); C (B, N), N <= NP * V, gets the
+    first N columns. Where N stops inside a panel, that panel goes through a scratch of V columns."""
+    whole = min(Wk.shape[0], C.shape[1] // V)
+    for jp in range(whole):
+        panel_rows(A, Wk, C, jp)
+    if whole < Wk.shape[0]:
+        edge = np.empty((A.shape[0], V), C.dtype)
+        panel_rows(A, Wk[whole:whole + 1], edge, 0)
+        C[:, whole * V:] = edge[:, :C.shape[1] - whole * V]
 
 
 _compiled = None

@@ -623,6 +623,27 @@ def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse):
                                direct)
 
 
+# --- a large product against packed weights (the input projection of all steps, dx) ------------
+
+PRODUCT_ROWS = 64       # rows of A per block: with a panel of W, they stay in a core's L2
+
+
+@_KernelPair
+def packed_product(A, Wk, bias, C, has_bias):
+    """C = A @ W (+ bias) for A (M, K), W packed for rnnkit.gemm into Wk (NP, K, V) and C (M, N):
+    blocks of PRODUCT_ROWS rows, spread over the threads, each adding the bias while it is in cache."""
+    M = A.shape[0]
+    for i in prange(-(-M // PRODUCT_ROWS)):
+        i0 = i * PRODUCT_ROWS
+        i1 = min(M, i0 + PRODUCT_ROWS)
+        gemm(A[i0:i1], Wk, C[i0:i1])
+        if has_bias:
+            for r in range(i0, i1):
+                c = C[r]
+                for j in range(c.shape[0]):
+                    c[j] += bias[j]
+
+
 # --- one LSTM cell step (rnnkit.LSTMCell): both products and the gates in one call ----------------
 
 @_kernel

@@ -1,5 +1,11 @@
-"""The large products of a layer (input projection, weight gradients, input gradient) cut into
-row blocks, one per thread, each block on one thread of NumPy's BLAS.
+"""The large products of a layer: the input projection of all steps, the weight gradients and the
+gradient of the input.
+
+The projection and the input gradient multiply many rows by a weight matrix: with Numba, W is
+packed and multiplied by rnnkit.gemm (`product`), which runs faster than NumPy's BLAS here
+(`python bench/gemm.py`), on the threads of the recurrence, so no other thread pool wakes. The
+weight gradients (a product over all steps, A.T @ B) stay with `matmul`: row blocks, one per
+thread, each block on one thread of NumPy's BLAS.
 
 When the recurrence runs its parts on several threads (rnnkit.kernels.parts), these products run
 on the same number of threads of rnnkit's own instead of NumPy's BLAS thread pool. That pool keeps
@@ -15,9 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import gemm as packed
+from . import kernels
 from .blas import thread_setter
+from .workspace import FRESH
 
 _set_threads = thread_setter("numpy")
+PACK_ROWS = 1024        # rows of a from which packing W pays (python bench/gemm.py --layer)
 _pool = None
 
 
@@ -49,3 +59,25 @@ def add_matmul(c, a, b, parts=1):
         c += matmul(a, b, parts)
     else:
         matmul(a, b, parts, c)
+
+
+def product(a, W, parts=1, out=None, bias=None, ws=FRESH):
+    """a @ W (+ bias) for a (M, K) and W (K, N), into out if given: through rnnkit.gemm on `parts`
+    threads, W packed into scratch from the workspace ws. Packing costs about as much as
+    multiplying PACK_ROWS rows, so fewer rows go through matmul, as do one thread (a small layer,
+    where NumPy's BLAS was faster) and everything without Numba."""
+    K, N = W.shape
+    if not kernels.ENABLED or parts == 1 or a.shape[0] < PACK_ROWS:
+        out = matmul(a, W, parts, out)
+        if bias is not None:
+            out += bias
+        return out
+    if out is None:
+        out = np.empty((a.shape[0], N), np.result_type(a, W))
+    Wk = ws.empty(packed.packed_shape(1, K, N), W.dtype)
+    columns = np.full((1, Wk.shape[1] * packed.V), -1, np.int64)
+    columns[0, :N] = np.arange(N)
+    packed.pack(W, columns, Wk)
+    kernels.packed_product[parts](a, Wk[0], out[0] if bias is None else bias, out, bias is not None)
+    ws.give_back(Wk)
+    return out

@@ -17,7 +17,7 @@ from .grad_mode import is_grad_enabled
 from .init import RECURRENT_INITS, recurrent_params
 from .loop import run_backward, run_forward
 from .module import Module
-from .products import add_matmul, matmul
+from .products import add_matmul, product
 from .steps import GRUStep, LSTMStep, RNNStep
 from .workspace import Workspace
 
@@ -120,9 +120,7 @@ class RNNBase(Module):
             for d in range(D):
                 W_ih, W_hh, b_ih, b_hh = self._weights(layer, d)
                 xp = ws.empty((T, B, W_ih.shape[0]), self.dtype)
-                matmul(layer_input.reshape(T * B, -1), W_ih.T, P, xp.reshape(T * B, -1))  # all steps at once
-                if b_ih is not None:
-                    xp += b_ih
+                product(layer_input.reshape(T * B, -1), W_ih.T, P, xp.reshape(T * B, -1), b_ih, ws)  # all steps
                 k = layer * D + d
                 out, h_n[k], c_last, cache = run_forward(
                     self.step, xp, W_hh, b_hh, h0[k], None if c0 is None else c0[k], mask, d == 1, keep, P, ws)
@@ -203,7 +201,7 @@ class RNNBase(Module):
                     if b_ih is not None:
                         g["bias_hh" + s][col:col + n] += block2.sum(0)
                     col += n
-                dx_d = matmul(dxp2, W_ih, P)                               # into this layer's input
+                dx_d = product(dxp2, W_ih, P, ws=ws)                       # into this layer's input
                 dx = dx_d if dx is None else dx + dx_d
                 ws.give_back(step_cache.h_prevs, step_cache.c_prevs, step_cache.saved, step_cache.extra)
             dy = dx.reshape(x.shape)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import kernels
+from rnnkit import kernels, products
 from rnnkit.gradcheck import relative_error
 
 from conftest import torch_twin
@@ -70,6 +70,7 @@ def test_parts_in_threads_equal_one_part(mode, nl, B, monkeypatch):
     monkeypatch.setattr(kernels, "MIN_WORK", 0)
     monkeypatch.setattr(kernels, "THREADS", 3)
     monkeypatch.setattr(kernels, "ADAPT", False)
+    monkeypatch.setattr(products, "PACK_ROWS", 1)                      # the layer products packed, too
     assert kernels.parts(B, 4, 7) == 3
     split = train_step(layer, x, lengths, dy, dstate)                   # units [0, 2), [2, 4), [4, 7)
     monkeypatch.setattr(kernels, "THREADS", 1)
@@ -192,6 +193,21 @@ def test_products_in_row_blocks_equal_numpy(parts):
     out = np.full((40, 6), np.nan)
     assert matmul(a, b, parts, out) is out
     np.testing.assert_allclose(out, a @ b, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("parts,rows", [(1, 40), (2, 40), (3, 131), (2, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_product_equals_numpy(parts, rows, dtype, monkeypatch):
+    rng = np.random.default_rng(7)
+    monkeypatch.setattr(products, "PACK_ROWS", 8)                       # fewer rows go through matmul
+    tolerance = 1e-6 if dtype == np.float32 else 1e-13
+    for K, N in [(9, 6), (33, 70), (64, 96)]:                           # 70: a last panel cut short
+        a, W = rng.standard_normal((rows, K)).astype(dtype), rng.standard_normal((N, K)).astype(dtype).T
+        bias = rng.standard_normal(N).astype(dtype)
+        assert relative_error(products.product(a, W, parts), a @ W) < tolerance
+        out = np.full((rows, N), np.nan, dtype)
+        assert products.product(a, np.ascontiguousarray(W), parts, out, bias) is out      # W either way
+        assert relative_error(out, a @ W + bias) < tolerance
 
 
 @pytest.mark.parametrize("parts", [1, 2])

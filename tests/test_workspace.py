@@ -78,6 +78,11 @@ def test_packed_product_equals_numpy(B, K, N, dtype):
         gemm.compiled()(A, packed[p], C)
         assert relative_error(C[:, :N], expected) < (1e-6 if dtype == np.float32 else 1e-14)
         assert not C[:, N:].any()                          # the padded columns are zero
+        memory = np.full(B * N + gemm.V, np.nan, dtype)    # C narrower than the panels: N columns,
+        narrow = memory[:B * N].reshape(B, N)              # and nothing written past them
+        gemm.compiled()(A, packed[p], narrow)
+        assert relative_error(narrow, expected) < (1e-6 if dtype == np.float32 else 1e-14)
+        assert np.isnan(memory[B * N:]).all()
 
 
 @pytest.mark.skipif(not kernels.ENABLED or platform.machine() not in ("x86_64", "AMD64"), reason="x86 and Numba only")
