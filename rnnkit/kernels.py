@@ -28,6 +28,7 @@ import types
 
 import numpy as np
 
+from . import atomics
 from . import gemm as packed
 from .jit import ENABLED, numba
 from .workspace import FRESH
@@ -251,20 +252,25 @@ def _inline(f):
     return inline(f) if ENABLED else f
 
 
-# Each kernel walks the steps in order, and each step in two phases, both spread over the P parts
-# (prange, OpenMP) with a meeting after each. First the product: each part p makes its units'
-# [j0, j1) share (forward: its gate columns of h_prev @ W_hh.T; backward: its columns of
-# dhp @ W_hh). Then the gate arithmetic, by batch rows: each part takes a block of rows, all units.
-# Split by units, the parts wrote interleaved pieces of every row, and the two cores fought over
-# those cache lines: the gate phase of LSTM (100, 64, 512) took 240 us a step on two threads
-# against 63 us by rows. Every gate loop runs over contiguous views with no branch inside, so LLVM
-# vectorizes it (one fused loop with all the gates did 3.6x worse). A padded row (t >= lengths[b])
-# skips the cell: its saved values are zero, its output is zero and its state, or its gradient,
-# passes through unchanged.
+# Each kernel walks the steps in order, and each step in two phases, both spread over the P parts,
+# one thread each. First the product: each part p makes its units' [j0, j1) share (forward: its gate
+# columns of h_prev @ W_hh.T; backward: its columns of dhp @ W_hh). Then the gate arithmetic, by
+# batch rows: each part takes a block of rows, all units. Split by units, the parts wrote
+# interleaved pieces of every row, and the two cores fought over those cache lines: the gate phase
+# of LSTM (100, 64, 512) took 240 us a step on two threads against 63 us by rows. Every gate loop
+# runs over contiguous views with no branch inside, so LLVM vectorizes it (one fused loop with all
+# the gates did 3.6x worse). A padded row (t >= lengths[b]) skips the cell: its saved values are
+# zero, its output is zero and its state, or its gradient, passes through unchanged.
 #
-# Forward reads h_prev from one of two buffers and writes h into the other. Backward runs T + 1
-# rounds: round s first finishes step s - 1 (the product into dh_prev, which needs all of that
-# step's dhp) and then does the gates of step s.
+# The threads start once per sequence (one prange) and meet after each phase at a counter in
+# `sync` (rnnkit.atomics), not at OpenMP's fork and join, which cost about 1.4 us each, twice a step.
+# Each phase's tasks are claimed: a thread does its own part's task, then waits for the phase to
+# finish. While a thread has not started (late, or never, where the prange's iterations run one
+# after another on fewer threads), the others do its tasks after STEAL_AFTER spins, so it stalls
+# nothing; a thread that has started is waited for.
+#
+# Forward reads h_prev from one of two buffers and writes h into the other. Backward alternates
+# the gates of step s with the product into dh_prev of that step, which needs all of its dhp.
 
 @_inline
 def units(edges, p):
@@ -344,6 +350,56 @@ def into_h_prev(p, j0, j1, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct):
             dh_[:] = dhs_
 
 
+STEAL_AFTER = 2000      # spins (about 50 us) waiting on a thread that has not started, before doing its task
+
+
+def phases(T, P):
+    """The meeting points of a sequence of T steps on P parts: per phase, a claim flag per task and
+    a count of those done; in the last row, a count of the threads that have started."""
+    return np.zeros((2 * T + 1, P + 1), np.int64)
+
+
+@_inline
+def claim(sync, k, q):
+    row = sync[k]
+    return atomics.load(row, q) == 0 and atomics.fetch_add(row, q, 1) == 0
+
+
+@_inline
+def wait_or_steal(sync, k):
+    """-1 once every task of phase k is done. Before that, while some thread has not started after
+    STEAL_AFTER spins, a task of phase k nobody has claimed, claimed now by this thread."""
+    row, started = sync[k], sync[sync.shape[0] - 1]
+    P = row.shape[0] - 1
+    spins = 0
+    while atomics.load(row, P) < P:
+        atomics.pause()
+        if atomics.load(started, 0) < P:
+            spins += 1
+            if spins >= STEAL_AFTER:
+                for q in range(P):
+                    if claim(sync, k, q):
+                        return q
+    return -1
+
+
+@_inline
+def first_task(sync, k, p):
+    """Thread p's first task in phase k: its own part p, unless a thread has taken it."""
+    if k == 0:
+        atomics.fetch_add(sync[sync.shape[0] - 1], 0, 1)             # started
+    q = np.int64(p)
+    return q if claim(sync, k, q) else wait_or_steal(sync, k)
+
+
+@_inline
+def next_task(sync, k):
+    """Count the task just done, then wait for the phase (-1), or take one left unclaimed."""
+    row = sync[k]
+    atomics.fetch_add(row, row.shape[0] - 1, 1)
+    return wait_or_steal(sync, k)
+
+
 # --- RNN: h = f(xp + h_prev @ W_hh.T + b_hh), f = tanh (relu=False) or relu ----------------------
 
 @_inline
@@ -369,19 +425,27 @@ def rnn_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, o
         h_next[b] = a
 
 
+@_inline
+def rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps):
+    s = k // 2
+    if k % 2 == 0:
+        product_part(q, hs[s % 2], Wk, hps)
+    else:
+        rnn_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep,
+                         out, h_prevs, hps)
+
+
 @_KernelPair
-def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs):
+def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync):
     """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out."""
     T = xp.shape[0]
-    P = Wk.shape[0]
     hps, hs = forward_scratch(Wk, h)
-    for s in range(T):
-        t = order(s, T, reverse)
-        for p in prange(P):
-            product_part(p, hs[s % 2], Wk, hps)
-        for p in prange(P):
-            rnn_forward_rows(p, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep, out, h_prevs,
-                             hps)
+    for p in prange(Wk.shape[0]):
+        for k in range(2 * T):
+            q = first_task(sync, k, p)
+            while q >= 0:
+                rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
+                q = next_task(sync, k)
     h[:] = hs[T % 2]
 
 
@@ -403,22 +467,28 @@ def rnn_backward_rows(b0, b1, t, saved, dout, dh, lengths, relu):
                 h_[q] = (do_[q] + dh_[q]) * (one - h_[q] * h_[q])    # through tanh
 
 
+@_inline
+def rnn_backward_task(k, q, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs):
+    if k % 2 == 1:                                                   # dh_prev of the step before
+        t1 = order(T - (k + 1) // 2, T, reverse)
+        j0, j1 = units(edges, q)
+        into_h_prev(q, j0, j1, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
+    else:
+        b0, b1 = rows(q, Wk.shape[0], dh.shape[0])
+        rnn_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, dout, dh, lengths, relu)
+
+
 @_KernelPair
-def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu):
+def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sync):
     """saved (T, B, H) becomes dxp = dhp; dh (B, H) is dh_n in, dh0 out."""
     T, B, _ = saved.shape
-    P = Wk.shape[0]
-    dhs = np.empty((P, B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
-    for s in range(T + 1):
-        if s > 0:
-            t1 = order(T - s, T, reverse)
-            for p in prange(P):
-                j0, j1 = units(edges, p)
-                into_h_prev(p, j0, j1, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
-        if s < T:
-            for p in prange(P):
-                b0, b1 = rows(p, P, B)
-                rnn_backward_rows(b0, b1, order(T - 1 - s, T, reverse), saved, dout, dh, lengths, relu)
+    dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
+    for p in prange(Wk.shape[0]):
+        for k in range(2 * T):
+            q = first_task(sync, k, p)
+            while q >= 0:
+                rnn_backward_task(k, q, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs)
+                q = next_task(sync, k)
 
 
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
@@ -457,20 +527,29 @@ def lstm_forward_rows(p, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out
         h_next[b] = o_
 
 
+@_inline
+def lstm_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps):
+    s = k // 2
+    if k % 2 == 0:
+        product_part(q, hs[s % 2], Wk, hps)
+    else:
+        lstm_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out,
+                          h_prevs, c_prevs, tcs, hps)
+
+
 @_KernelPair
-def lstm_forward(xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs):
+def lstm_forward(xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs, sync):
     """xp (T, B, 4H) becomes [i, f, g, o]; h, c (B, H) are h0, c0 in and h_n, c_n out.
     tcs holds tanh(c) per step, or has one step (scratch) when keep is False."""
     T = xp.shape[0]
-    P = Wk.shape[0]
     hps, hs = forward_scratch(Wk, h)
-    for s in range(T):
-        t = order(s, T, reverse)
-        for p in prange(P):
-            product_part(p, hs[s % 2], Wk, hps)
-        for p in prange(P):
-            lstm_forward_rows(p, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out, h_prevs,
-                              c_prevs, tcs, hps)
+    for p in prange(Wk.shape[0]):
+        for k in range(2 * T):
+            q = first_task(sync, k, p)
+            while q >= 0:
+                lstm_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs,
+                                  tcs, hps)
+                q = next_task(sync, k)
     h[:] = hs[T % 2]
 
 
@@ -497,22 +576,28 @@ def lstm_backward_rows(b0, b1, t, saved, tcs, c_prevs, dout, dh, dc, lengths):
             dc_[q] = dc_t * f                                        # into c_prev
 
 
+@_inline
+def lstm_backward_task(k, q, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs):
+    if k % 2 == 1:                                                   # dh_prev of the step before
+        t1 = order(T - (k + 1) // 2, T, reverse)
+        j0, j1 = units(edges, q)
+        into_h_prev(q, j0, j1, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
+    else:
+        b0, b1 = rows(q, Wk.shape[0], dh.shape[0])
+        lstm_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, tcs, c_prevs, dout, dh, dc, lengths)
+
+
 @_KernelPair
-def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse):
+def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sync):
     """saved (T, B, 4H) becomes dxp = dhp; dh, dc (B, H) are dh_n, dc_n in and dh0, dc0 out."""
     T, B, _ = saved.shape
-    P = Wk.shape[0]
-    dhs = np.empty((P, B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
-    for s in range(T + 1):
-        if s > 0:
-            t1 = order(T - s, T, reverse)
-            for p in prange(P):
-                j0, j1 = units(edges, p)
-                into_h_prev(p, j0, j1, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
-        if s < T:
-            for p in prange(P):
-                b0, b1 = rows(p, P, B)
-                lstm_backward_rows(b0, b1, order(T - 1 - s, T, reverse), saved, tcs, c_prevs, dout, dh, dc, lengths)
+    dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
+    for p in prange(Wk.shape[0]):
+        for k in range(2 * T):
+            q = first_task(sync, k, p)
+            while q >= 0:
+                lstm_backward_task(k, q, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs)
+                q = next_task(sync, k)
 
 
 # --- GRU: saved = [r, z, n] over xp, hp_n beside --------------------------------------------------
@@ -547,20 +632,28 @@ def gru_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, keep, out, h_
         h_next[b] = o_
 
 
+@_inline
+def gru_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps):
+    s = k // 2
+    if k % 2 == 0:
+        product_part(q, hs[s % 2], Wk, hps)
+    else:
+        gru_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out,
+                         h_prevs, hp_ns, hps)
+
+
 @_KernelPair
-def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns):
+def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns, sync):
     """xp (T, B, 3H) becomes [r, z, n]; h (B, H) is h0 in, h_n out.
     hp_ns holds W_hn h_prev + b_hn per step, or has one step (scratch) when keep is False."""
     T = xp.shape[0]
-    P = Wk.shape[0]
     hps, hs = forward_scratch(Wk, h)
-    for s in range(T):
-        t = order(s, T, reverse)
-        for p in prange(P):
-            product_part(p, hs[s % 2], Wk, hps)
-        for p in prange(P):
-            gru_forward_rows(p, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out, h_prevs, hp_ns,
-                             hps)
+    for p in prange(Wk.shape[0]):
+        for k in range(2 * T):
+            q = first_task(sync, k, p)
+            while q >= 0:
+                gru_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps)
+                q = next_task(sync, k)
     h[:] = hs[T % 2]
 
 
@@ -593,25 +686,32 @@ def gru_backward_rows(b0, b1, t, saved, hp_ns, h_prevs, dout, dh, direct, dhp_t,
             dd_[q] = dh_t * z                                        # the direct path
 
 
+@_inline
+def gru_backward_task(k, q, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct):
+    if k % 2 == 1:                                                   # dh_prev of the step before
+        j0, j1 = units(edges, q)
+        into_h_prev(q, j0, j1, 0, lengths, dhps[(k - 1) // 2 % 2], Wk, dhs, dh, direct, True)
+    else:
+        b0, b1 = rows(q, Wk.shape[0], dh.shape[0])
+        gru_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, hp_ns, h_prevs, dout, dh, direct,
+                          dhps[k // 2 % 2], lengths)
+
+
 @_KernelPair
-def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse):
+def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, sync):
     """saved (T, B, 3H) becomes dxp = [dr, dz, dn] and hp_ns (T, B, H) becomes dn * r, the rest of
     dhp = [dr, dz, dn * r]; dh (B, H) is dh_n in, dh0 out."""
     T, B, G = saved.shape
-    P = Wk.shape[0]
-    dhs = np.empty((P, B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
+    dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     dhps = np.empty((2, B, G), saved.dtype)                           # dhp of the last two steps
     direct = np.empty((B, dh.shape[1]), saved.dtype)
-    for s in range(T + 1):
-        if s > 0:
-            for p in prange(P):
-                j0, j1 = units(edges, p)
-                into_h_prev(p, j0, j1, 0, lengths, dhps[(s - 1) % 2], Wk, dhs, dh, direct, True)
-        if s < T:
-            for p in prange(P):
-                b0, b1 = rows(p, P, B)
-                gru_backward_rows(b0, b1, order(T - 1 - s, T, reverse), saved, hp_ns, h_prevs, dout, dh, direct,
-                                  dhps[s % 2], lengths)
+    for p in prange(Wk.shape[0]):
+        for k in range(2 * T):
+            q = first_task(sync, k, p)
+            while q >= 0:
+                gru_backward_task(k, q, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps,
+                                  direct)
+                q = next_task(sync, k)
 
 
 # --- a large product against packed weights (the input projection of all steps, dx) ------------

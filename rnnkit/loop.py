@@ -125,15 +125,16 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws):
     c_prevs = extra = None
     buffer = kernels.weights_buffer(W_hh, P, ws)
     edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, P, buffer)
+    sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):
         c_prevs, extra = ws.empty(kept, dt), ws.empty(scratch, dt)
-        kernels.lstm_forward[P](xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra)
+        kernels.lstm_forward[P](xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra, sync)
     elif isinstance(step, GRUStep):
         extra = ws.empty(scratch, dt)
-        kernels.gru_forward[P](xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra)
+        kernels.gru_forward[P](xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra, sync)
     else:
         relu = step.nonlinearity == "relu"
-        kernels.rnn_forward[P](xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs)
+        kernels.rnn_forward[P](xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync)
     ws.give_back(buffer)
     if not keep:
         ws.give_back(h_prevs, c_prevs, extra)
@@ -152,12 +153,13 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
     dhp = (saved,)
     buffer = kernels.weights_buffer(W_hh, P, ws)
     edges, Wk = kernels.backward_weights(W_hh, P, buffer)
+    sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):
-        kernels.lstm_backward[P](saved, cache.extra, cache.c_prevs, Wk, edges, dout, dh, dc, lengths, reverse)
+        kernels.lstm_backward[P](saved, cache.extra, cache.c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sync)
     elif isinstance(step, GRUStep):                # cache.extra (hp_n) becomes dn * r
-        kernels.gru_backward[P](saved, cache.extra, cache.h_prevs, Wk, edges, dout, dh, lengths, reverse)
+        kernels.gru_backward[P](saved, cache.extra, cache.h_prevs, Wk, edges, dout, dh, lengths, reverse, sync)
         dhp = (saved[:, :, :2 * H], cache.extra)
     else:
-        kernels.rnn_backward[P](saved, Wk, edges, dout, dh, lengths, reverse, step.nonlinearity == "relu")
+        kernels.rnn_backward[P](saved, Wk, edges, dout, dh, lengths, reverse, step.nonlinearity == "relu", sync)
     ws.give_back(buffer)
     return saved, dhp, dh, dc

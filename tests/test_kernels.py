@@ -111,6 +111,30 @@ def test_thread_count_from_environment():
     assert bad.returncode != 0 and "RNNKIT_THREADS must be a positive integer, got 'two'" in bad.stderr
 
 
+THREAD_LEFT_OUT = """
+import numpy as np, rnnkit
+from rnnkit import kernels
+kernels.MIN_UNITS, kernels.MIN_WORK, kernels.ADAPT = 1, 0, False
+results = []
+for threads in (3, 1):
+    kernels.THREADS = threads
+    for cls in (rnnkit.RNN, rnnkit.LSTM, rnnkit.GRU):
+        layer, rng = cls(5, 7, seed=1, dtype=np.float64), np.random.default_rng(0)
+        x, dy = rng.standard_normal((6, 4, 5)), rng.standard_normal((6, 4, 7))
+        out, _ = layer(x, lengths=[6, 2, 5, 3])
+        results.append((out, layer.backward(dy)[0], layer.grads["weight_hh_l0"].copy()))
+print(all(np.array_equal(a, b) for split, whole in zip(results[:3], results[3:]) for a, b in zip(split, whole)))
+"""
+
+
+def test_parts_with_fewer_threads_than_parts_finish_the_same():
+    """Numba runs the prange's iterations one after another on its one thread: each phase waits for
+    tasks no thread has claimed, takes them over, and the result is the same as with one part."""
+    done = subprocess.run([sys.executable, "-c", THREAD_LEFT_OUT], env=dict(os.environ, NUMBA_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.stdout.strip() == "True", done.stderr
+
+
 @pytest.mark.parametrize("mode,nl", CELLS)
 def test_float32_kernels_match_torch(mode, nl):
     torch = pytest.importorskip("torch")
