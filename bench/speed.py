@@ -107,12 +107,12 @@ def setup(lib, mode, T, B, I, H):
 def worker(lib, mode, T, B, I, H, repeats):
     small_train, small_infer = setup(lib, mode, 4, 2, 8, 8)      # load libraries and kernels
     small_train(), small_infer()
-    if lib == "rnnkit":                                            # and rnnkit's threaded kernels too
-        from rnnkit import kernels
-        sizes = kernels.MIN_WORK, kernels.MIN_UNITS
-        kernels.MIN_WORK, kernels.MIN_UNITS = 0, 1
+    if lib == "rnnkit":                               # and rnnkit's threaded kernels and packed products too
+        from rnnkit import kernels, products
+        sizes = kernels.MIN_WORK, kernels.MIN_UNITS, products.PACK_ROWS
+        kernels.MIN_WORK, kernels.MIN_UNITS, products.PACK_ROWS = 0, 1, 1
         small_train(), small_infer()
-        kernels.MIN_WORK, kernels.MIN_UNITS = sizes
+        kernels.MIN_WORK, kernels.MIN_UNITS, products.PACK_ROWS = sizes
     train, infer = setup(lib, mode, T, B, I, H)
     reset_peak()
     base = resident_mb("VmRSS")

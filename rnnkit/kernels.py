@@ -13,12 +13,13 @@ passes through unchanged and its output is zero, in either direction (see rnnkit
 steps instead. float32 uses a rational tanh (Eigen's, error < 3e-7) that vectorizes; float64
 uses libm's.
 
-Threads: the hidden units are cut into `parts` (P <= the cores), and per step each part makes
-its own slice of the recurrent product and then its own units' gates, in parallel (Numba's
-prange, OpenMP), meeting once per step; each part's share of W_hh is packed apart. A step needs
-all parts, so a part whose core is busy elsewhere stalls every step: P is 1 for steps too small
-to pay for waking a thread, and, unless RNNKIT_THREADS=N fixes it, no more than the cores other
-processes leave idle (read from /proc/stat).
+Threads: the hidden units are cut into `parts` (P <= the cores), one thread each for the whole
+sequence (Numba's prange, OpenMP). Per step each part makes its own slice of the recurrent
+product (its share of W_hh is packed apart), the parts meet, each does the gates of a block of
+batch rows, and they meet again (see the comment above the kernels). A step needs all parts, so
+a part whose core is busy elsewhere stalls every step: P is 1 for steps too small to pay for a
+second thread, and, unless RNNKIT_THREADS=N fixes it, no more than the cores other processes
+leave idle (read from /proc/stat).
 """
 from __future__ import annotations
 
@@ -255,19 +256,19 @@ def _inline(f):
 # Each kernel walks the steps in order, and each step in two phases, both spread over the P parts,
 # one thread each. First the product: each part p makes its units' [j0, j1) share (forward: its gate
 # columns of h_prev @ W_hh.T; backward: its columns of dhp @ W_hh). Then the gate arithmetic, by
-# batch rows: each part takes a block of rows, all units. Split by units, the parts wrote
-# interleaved pieces of every row, and the two cores fought over those cache lines: the gate phase
-# of LSTM (100, 64, 512) took 240 us a step on two threads against 63 us by rows. Every gate loop
-# runs over contiguous views with no branch inside, so LLVM vectorizes it (one fused loop with all
-# the gates did 3.6x worse). A padded row (t >= lengths[b]) skips the cell: its saved values are
-# zero, its output is zero and its state, or its gradient, passes through unchanged.
+# batch rows: each part takes a block of rows, all units. (Split by units, the parts wrote
+# interleaved pieces of every row, the two cores fought over those cache lines, and the gate phase
+# ran no faster on two threads than on one.) Every gate loop runs over contiguous views with no
+# branch inside, so LLVM vectorizes it (one fused loop with all the gates did 3.6x worse). A padded
+# row (t >= lengths[b]) skips the cell: its saved values are zero, its output is zero and its
+# state, or its gradient, passes through unchanged.
 #
-# The threads start once per sequence (one prange) and meet after each phase at a counter in
-# `sync` (rnnkit.atomics), not at OpenMP's fork and join, which cost about 1.4 us each, twice a step.
-# Each phase's tasks are claimed: a thread does its own part's task, then waits for the phase to
-# finish. While a thread has not started (late, or never, where the prange's iterations run one
-# after another on fewer threads), the others do its tasks after STEAL_AFTER spins, so it stalls
-# nothing; a thread that has started is waited for.
+# The threads start once per sequence (one prange) and meet after each phase at a counter in `sync`
+# (rnnkit.atomics), not at an OpenMP fork and join twice a step. Each phase's tasks are claimed: a
+# thread does its own part's task, then waits for the phase to finish. While a thread has not
+# started (late, or never, where the prange's iterations run one after another on fewer threads),
+# the others do its tasks after STEAL_AFTER spins, so it stalls nothing; a thread that has started
+# is waited for.
 #
 # Forward reads h_prev from one of two buffers and writes h into the other. Backward alternates
 # the gates of step s with the product into dh_prev of that step, which needs all of its dhp.
