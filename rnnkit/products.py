@@ -3,7 +3,7 @@ gradient of the input.
 
 The projection and the input gradient multiply many rows by a weight matrix: with Numba, W is
 packed and multiplied by rnnkit.gemm (`product`), which runs faster than NumPy's BLAS here
-(`python bench/gemm.py`), on the threads of the recurrence, so no other thread pool wakes. The
+(`python bench/gemm.py --layer`), on the threads of the recurrence, so no other thread pool wakes. The
 weight gradients (a product over all steps, A.T @ B) stay with `matmul`: row blocks, one per
 thread, each block on one thread of NumPy's BLAS.
 
@@ -27,7 +27,7 @@ from .blas import thread_setter
 from .workspace import FRESH
 
 _set_threads = thread_setter("numpy")
-PACK_ROWS = 1024        # rows of a from which packing W pays (python bench/gemm.py --layer)
+PACK_ROWS = 1024        # fewer rows of a than this do not pay for packing W
 _pool = None
 
 
