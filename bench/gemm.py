@@ -45,6 +45,22 @@ def per_call(f, calls):
     return (time.perf_counter() - t0) / calls
 
 
+def in_turns(ours, theirs, flops, repeats, budget):
+    """GFLOP/s of ours and of theirs: medians of `repeats` batches each, taken in turns, a batch
+    being as many calls as do `budget` flops (3 at least)."""
+    calls = max(3, int(budget / flops))
+    t_ours, t_theirs = [], []
+    for _ in range(repeats):
+        t_ours.append(per_call(ours, calls))
+        t_theirs.append(per_call(theirs, calls))
+    return flops / statistics.median(t_ours) / 1e9, flops / statistics.median(t_theirs) / 1e9
+
+
+def summary(what, ratios, command, repeats):
+    print(f"{what}: median {statistics.median(ratios):.2f}, min {min(ratios):.2f}")
+    print(f"reproduce: {command}" + ("" if repeats == 7 else f" --repeats {repeats}"))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=7, help="timed batches per product (default 7)")
@@ -76,19 +92,12 @@ def main(argv=None):
         gemm.pack(W, cols, packed)
         ours(), theirs()
         assert np.allclose(C[:, :N], out, rtol=1e-3, atol=1e-3)
-        calls = max(3, int(2e8 / (2 * B * K * N)))
-        t_ours, t_theirs = [], []
-        for _ in range(args.repeats):
-            t_ours.append(per_call(ours, calls))
-            t_theirs.append(per_call(theirs, calls))
+        g_ours, g_theirs = in_turns(ours, theirs, 2.0 * B * K * N, args.repeats, 2e8)
         t_pack = statistics.median(per_call(lambda: gemm.pack(W, cols, packed), 3) for _ in range(args.repeats))
-        flops = 2.0 * B * K * N
-        g_ours, g_theirs = flops / statistics.median(t_ours) / 1e9, flops / statistics.median(t_theirs) / 1e9
         ratios.append(g_ours / g_theirs)
         print(f"{B:>4} {K:>5} {N:>5} | {g_ours:11.1f} {g_theirs:10.1f} {g_ours / g_theirs:5.2f} | {t_pack * 1e3:7.3f}",
               flush=True)
-    print(f"rnnkit.gemm / NumPy BLAS: median {statistics.median(ratios):.2f}, min {min(ratios):.2f}")
-    print("reproduce: python bench/gemm.py" + ("" if args.repeats == 7 else f" --repeats {args.repeats}"))
+    summary("rnnkit.gemm / NumPy BLAS", ratios, "python bench/gemm.py", args.repeats)
 
 
 def layer_products(repeats):
@@ -111,17 +120,10 @@ def layer_products(repeats):
         ours()
         assert np.allclose(out, expected, rtol=1e-3, atol=1e-3)
         theirs()
-        calls = max(3, int(4e8 / (2 * M * K * N)))
-        t_ours, t_theirs = [], []
-        for _ in range(repeats):
-            t_ours.append(per_call(ours, calls))
-            t_theirs.append(per_call(theirs, calls))
-        flops = 2.0 * M * K * N
-        g_ours, g_theirs = flops / statistics.median(t_ours) / 1e9, flops / statistics.median(t_theirs) / 1e9
+        g_ours, g_theirs = in_turns(ours, theirs, 2.0 * M * K * N, repeats, 4e8)
         ratios.append(g_ours / g_theirs)
         print(f"{M:>5} {K:>5} {N:>5} | {g_ours:8.1f} {g_theirs:6.1f} {g_ours / g_theirs:5.2f}", flush=True)
-    print(f"product / BLAS: median {statistics.median(ratios):.2f}, min {min(ratios):.2f}")
-    print("reproduce: python bench/gemm.py --layer" + ("" if repeats == 7 else f" --repeats {repeats}"))
+    summary("product / BLAS", ratios, "python bench/gemm.py --layer", repeats)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ MIN_WORK = 200_000      # multiply-adds of the recurrence per part per step (B *
 def parts(B, G, H):
     """How many parts to cut the H hidden units into: one per thread, each worth its thread, and
     (unless RNNKIT_THREADS says otherwise) no more than the cores other processes leave free: the
-    parts meet once per step, so one whose core another process holds stalls all the others."""
+    parts meet twice per step, so one whose core another process holds stalls all the others."""
     P = min(THREADS, H // MIN_UNITS)
     if MIN_WORK > 0:
         P = min(P, B * G * H * H // MIN_WORK)
