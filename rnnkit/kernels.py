@@ -50,8 +50,7 @@ def _thread_count():
 THREADS = _thread_count()
 ADAPT = os.environ.get("RNNKIT_THREADS", "") == ""   # follow the other processes' load
 MIN_UNITS = 32          # hidden units per part, at least
-MIN_WORK = 200_000      # multiply-adds of the recurrence per part per step (B * G * H * H / P): two parts
-                        # lost at 131k each (LSTM 50x16x64) and won at 262k (RNN 100x32x128)
+MIN_WORK = 200_000      # multiply-adds of the recurrence per part per step (B * G * H * H / P)
 
 
 def parts(B, G, H):
@@ -257,11 +256,10 @@ def _inline(f):
 # one thread each. First the product: each part p makes its units' [j0, j1) share (forward: its gate
 # columns of h_prev @ W_hh.T; backward: its columns of dhp @ W_hh). Then the gate arithmetic, by
 # batch rows: each part takes a block of rows, all units. (Split by units, the parts wrote
-# interleaved pieces of every row, the two cores fought over those cache lines, and the gate phase
-# ran no faster on two threads than on one.) Every gate loop runs over contiguous views with no
-# branch inside, so LLVM vectorizes it (one fused loop with all the gates did 3.6x worse). A padded
-# row (t >= lengths[b]) skips the cell: its saved values are zero, its output is zero and its
-# state, or its gradient, passes through unchanged.
+# interleaved pieces of every row, and the two cores fought over those cache lines.) Every gate
+# loop runs over contiguous views with no branch inside, so LLVM vectorizes it (one fused loop with
+# all the gates did 3.6x worse). A padded row (t >= lengths[b]) skips the cell: its saved values
+# are zero, its output is zero and its state, or its gradient, passes through unchanged.
 #
 # The threads start once per sequence (one prange) and meet after each phase at a counter in `sync`
 # (rnnkit.atomics), not at an OpenMP fork and join twice a step. Each phase's tasks are claimed: a
