@@ -89,11 +89,11 @@ def main(argv=None):
         C = np.empty((B, packed.shape[1] * gemm.V), np.float32)
         out = np.empty((B, N), np.float32)
         ours, theirs = (lambda: product(A, packed[0], C)), (lambda: np.dot(A, W, out=out))
-        gemm.pack(W, cols, packed)
+        gemm.pack[1](W, cols, packed)
         ours(), theirs()
         assert np.allclose(C[:, :N], out, rtol=1e-3, atol=1e-3)
         g_ours, g_theirs = in_turns(ours, theirs, 2.0 * B * K * N, args.repeats, 2e8)
-        t_pack = statistics.median(per_call(lambda: gemm.pack(W, cols, packed), 3) for _ in range(args.repeats))
+        t_pack = statistics.median(per_call(lambda: gemm.pack[1](W, cols, packed), 3) for _ in range(args.repeats))
         ratios.append(g_ours / g_theirs)
         print(f"{B:>4} {K:>5} {N:>5} | {g_ours:11.1f} {g_theirs:10.1f} {g_ours / g_theirs:5.2f} | {t_pack * 1e3:7.3f}",
               flush=True)

@@ -19,7 +19,7 @@ import contextlib
 
 import numpy as np
 
-from .jit import ENABLED, numba
+from .jit import ENABLED, Twins, numba, prange
 
 V = 32          # columns per panel: two AVX-512 (four AVX2) registers of float32
 R = 4           # rows per tile: R * V / 16 = 8 accumulating registers in float32
@@ -33,26 +33,29 @@ def panels(N):
 def pack(W, cols, out):
     """out[p, jp, k, v] = W[k, cols[p, jp * V + v]], and 0 where that column is -1: each row p of
     cols picks the columns of W (K, N) that become one packed matrix, out[p] (NP, K, V). Reads
-    go along W's contiguous direction, whichever it is."""
-    zero = out.dtype.type(0)
-    by_column = W.strides[0] <= W.strides[1]
-    for p in range(out.shape[0]):
-        for jp in range(out.shape[1]):
-            panel, picked = out[p, jp], cols[p, jp * V:(jp + 1) * V]
-            if by_column:
-                for v in range(V):
-                    j = picked[v]
-                    for k in range(panel.shape[0]):
-                        panel[k, v] = W[k, j] if j >= 0 else zero
-            elif picked[0] >= 0 and picked[V - 1] == picked[0] + V - 1:    # V columns side by side
-                j0 = picked[0]
-                for k in range(panel.shape[0]):
-                    panel[k] = W[k, j0:j0 + V]
-            else:
-                for k in range(panel.shape[0]):
-                    for v in range(V):
-                        j = picked[v]
-                        panel[k, v] = W[k, j] if j >= 0 else zero
+    go along W's contiguous direction, whichever it is. pack[P]: on P threads, a panel each."""
+    NP = out.shape[1]
+    for i in prange(out.shape[0] * NP):
+        p, jp = i // NP, i % NP
+        pack_panel(W, cols[p, jp * V:(jp + 1) * V], out[p, jp])
+
+
+def pack_panel(W, picked, panel):
+    zero = panel.dtype.type(0)
+    if W.strides[0] <= W.strides[1]:                                   # by columns
+        for v in range(V):
+            j = picked[v]
+            for k in range(panel.shape[0]):
+                panel[k, v] = W[k, j] if j >= 0 else zero
+    elif picked[0] >= 0 and picked[V - 1] == picked[0] + V - 1:        # V columns side by side
+        j0 = picked[0]
+        for k in range(panel.shape[0]):
+            panel[k] = W[k, j0:j0 + V]
+    else:
+        for k in range(panel.shape[0]):
+            for v in range(V):
+                j = picked[v]
+                panel[k, v] = W[k, j] if j >= 0 else zero
 
 
 def packed_shape(P, K, N):
@@ -100,7 +103,8 @@ def _tiles():
 
 if ENABLED:
     tile_1, tile_2, tile_3, tile_full = _tiles()
-    pack = numba.njit(cache=True, **_options)(pack)
+    pack_panel = numba.njit(inline="always", **_options)(pack_panel)
+pack = Twins(pack)
 
 
 def panel_rows(A, Wk, C, jp):

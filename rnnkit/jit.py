@@ -8,6 +8,7 @@ bridge the steps of one sequence.
 from __future__ import annotations
 
 import os
+import types
 
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
@@ -19,3 +20,27 @@ except ImportError:
     numba = None
 
 ENABLED = numba is not None
+
+OPTIONS = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
+ONLY_PRANGE = dict(prange=True, comprehension=False, reduction=False, inplace_binop=False, setitem=False,
+                   numpy=False, stencil=False, fusion=False)      # slice copies stay plain loops
+prange = numba.prange if ENABLED else range
+
+
+class Twins:
+    """f compiled twice: f[P] is the serial build for P = 1 (prange runs as a plain loop; a parallel
+    build there ran rnnkit's backward kernels 25x slower) and the parallel build for P > 1. Without
+    Numba both are `fallback`, or f itself, run by Python."""
+
+    def __init__(self, f, fallback=None):
+        self.__doc__ = f.__doc__
+        if not ENABLED:
+            self.serial = self.parallel = fallback or f
+            return
+        twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_parallel", f.__defaults__)
+        twin.__qualname__ = f.__qualname__ + "_parallel"               # its own on-disk cache
+        self.serial = numba.njit(**OPTIONS)(f)
+        self.parallel = numba.njit(parallel=ONLY_PRANGE, **OPTIONS)(twin)
+
+    def __getitem__(self, P):
+        return self.serial if P == 1 else self.parallel

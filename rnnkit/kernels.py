@@ -23,15 +23,15 @@ leave idle (read from /proc/stat).
 """
 from __future__ import annotations
 
+import functools
 import os
 import time
-import types
 
 import numpy as np
 
 from . import atomics
 from . import gemm as packed
-from .jit import ENABLED, numba
+from .jit import ENABLED, OPTIONS, Twins, numba, prange
 from .workspace import FRESH
 
 if ENABLED:
@@ -124,11 +124,32 @@ def _columns(index, real):
     return cols
 
 
+def _read_only(*arrays):
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
+@functools.lru_cache(maxsize=64)
+def forward_layout(GH, H, P):
+    """edges, the columns that pack each part's gate rows of W_hh.T (rnnkit.gemm.pack), and those
+    rows (P, G*m) with which are real: computed once per shape, read-only."""
+    edges, rows, real = _gate_rows(GH, H, P)
+    return _read_only(edges, _columns(rows, real), rows, np.ascontiguousarray(real))
+
+
+@functools.lru_cache(maxsize=64)
+def backward_layout(GH, H, P):
+    """edges, and the columns that pack each part's columns of W_hh: computed once per shape, read-only."""
+    edges, unit, real = _units(H, P)
+    return _read_only(edges, _columns(unit, real))
+
+
 def weights_buffer(W_hh, P, ws=FRESH):
     """A flat scratch array from ws that holds W_hh packed either way, forward or backward, in P parts."""
     GH, H = W_hh.shape
-    m = int(np.diff(_edges(H, P)).max())                 # units in the largest part, as in _units
-    size = max(np.prod(packed.packed_shape(P, H, GH // H * m)), np.prod(packed.packed_shape(P, GH, m)))
+    size = max(np.prod(packed.packed_shape(P, H, forward_layout(GH, H, P)[1].shape[1])),
+               np.prod(packed.packed_shape(P, GH, backward_layout(GH, H, P)[1].shape[1])))
     return ws.empty((int(size),), W_hh.dtype)
 
 
@@ -137,10 +158,10 @@ def forward_weights(W_hh, b_hh, P, buffer):
     rows where a part has fewer), transposed and packed for rnnkit.gemm into Wk (P, NP, H, V) in
     buffer, for hp = h_prev @ W_hh[rows].T; and the same rows of b_hh in bp (P, G*m)."""
     GH, H = W_hh.shape
-    edges, rows, real = _gate_rows(GH, H, P)
-    shape = packed.packed_shape(P, H, rows.shape[1])
+    edges, cols, rows, real = forward_layout(GH, H, P)
+    shape = packed.packed_shape(P, H, cols.shape[1])
     Wk = buffer[:int(np.prod(shape))].reshape(shape)
-    packed.pack(W_hh.T, _columns(rows, real), Wk)
+    packed.pack[P](W_hh.T, cols, Wk)
     return edges, Wk, np.where(real, b_hh[rows], 0)
 
 
@@ -148,10 +169,10 @@ def backward_weights(W_hh, P, buffer):
     """edges and Wk: each part's columns of W_hh (zero where it has fewer than m), packed for
     rnnkit.gemm into Wk (P, NP, G*H, V) in buffer, for dh_prev[:, j0:j1] = dhp @ W_hh[:, j0:j1]."""
     GH, H = W_hh.shape
-    edges, unit, real = _units(H, P)
-    shape = packed.packed_shape(P, GH, unit.shape[1])
+    edges, cols = backward_layout(GH, H, P)
+    shape = packed.packed_shape(P, GH, cols.shape[1])
     Wk = buffer[:int(np.prod(shape))].reshape(shape)
-    packed.pack(W_hh, _columns(unit, real), Wk)
+    packed.pack[P](W_hh, cols, Wk)
     return edges, Wk
 
 
@@ -171,11 +192,7 @@ if ENABLED:
         product = packed.compiled()
         return lambda A, Wk, C: product(A, Wk, C)
 
-    jit = numba.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
-    only_prange = dict(prange=True, comprehension=False, reduction=False, inplace_binop=False, setitem=False,
-                       numpy=False, stencil=False, fusion=False)      # slice copies stay plain loops
-    parallel_jit = numba.njit(cache=True, fastmath=True, error_model="numpy", nogil=True, parallel=only_prange)
-    prange = numba.prange
+    jit = numba.njit(**OPTIONS)
     inline = numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 
     def tanh(x):
@@ -223,29 +240,15 @@ if ENABLED:
         else:
             np.dot(a, W, out)
 else:
-    jit = parallel_jit = inline = None
-    prange = range
+    jit = inline = None
 
 
 def _kernel(f):
     return jit(f) if ENABLED else _fallback
 
 
-class _KernelPair:
-    """One kernel compiled twice: kernel[P] is the serial build for P = 1 (prange runs as a plain
-    loop; a parallel build there ran the backward 25x slower) and the parallel build for P > 1."""
-
-    def __init__(self, f):
-        self.__doc__ = f.__doc__
-        if not ENABLED:
-            self.serial = self.parallel = _fallback
-            return
-        twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_parallel", f.__defaults__)
-        twin.__qualname__ = f.__qualname__ + "_parallel"               # its own on-disk cache
-        self.serial, self.parallel = jit(f), parallel_jit(twin)
-
-    def __getitem__(self, P):
-        return self.serial if P == 1 else self.parallel
+def _twins(f):
+    return Twins(f, _fallback)
 
 
 def _inline(f):
@@ -434,7 +437,7 @@ def rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, kee
                          out, h_prevs, hps)
 
 
-@_KernelPair
+@_twins
 def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync):
     """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out."""
     T = xp.shape[0]
@@ -477,7 +480,7 @@ def rnn_backward_task(k, q, T, reverse, saved, Wk, edges, dout, dh, lengths, rel
         rnn_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, dout, dh, lengths, relu)
 
 
-@_KernelPair
+@_twins
 def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sync):
     """saved (T, B, H) becomes dxp = dhp; dh (B, H) is dh_n in, dh0 out."""
     T, B, _ = saved.shape
@@ -536,7 +539,7 @@ def lstm_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, c, lengths, keep,
                           h_prevs, c_prevs, tcs, hps)
 
 
-@_KernelPair
+@_twins
 def lstm_forward(xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs, sync):
     """xp (T, B, 4H) becomes [i, f, g, o]; h, c (B, H) are h0, c0 in and h_n, c_n out.
     tcs holds tanh(c) per step, or has one step (scratch) when keep is False."""
@@ -586,7 +589,7 @@ def lstm_backward_task(k, q, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, d
         lstm_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, tcs, c_prevs, dout, dh, dc, lengths)
 
 
-@_KernelPair
+@_twins
 def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sync):
     """saved (T, B, 4H) becomes dxp = dhp; dh, dc (B, H) are dh_n, dc_n in and dh0, dc0 out."""
     T, B, _ = saved.shape
@@ -641,7 +644,7 @@ def gru_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out
                          h_prevs, hp_ns, hps)
 
 
-@_KernelPair
+@_twins
 def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns, sync):
     """xp (T, B, 3H) becomes [r, z, n]; h (B, H) is h0 in, h_n out.
     hp_ns holds W_hn h_prev + b_hn per step, or has one step (scratch) when keep is False."""
@@ -696,7 +699,7 @@ def gru_backward_task(k, q, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, 
                           dhps[k // 2 % 2], lengths)
 
 
-@_KernelPair
+@_twins
 def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, sync):
     """saved (T, B, 3H) becomes dxp = [dr, dz, dn] and hp_ns (T, B, H) becomes dn * r, the rest of
     dhp = [dr, dz, dn * r]; dh (B, H) is dh_n in, dh0 out."""
@@ -718,7 +721,7 @@ def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, s
 PRODUCT_ROWS = 64       # rows of A per block: with a panel of W, they stay in a core's L2
 
 
-@_KernelPair
+@_twins
 def packed_product(A, Wk, bias, C, has_bias):
     """C = A @ W (+ bias) for A (M, K), W packed for rnnkit.gemm into Wk (NP, K, V) and C (M, N):
     blocks of PRODUCT_ROWS rows, spread over the threads, each adding the bias while it is in cache."""

@@ -77,7 +77,7 @@ def product(a, W, parts=1, out=None, bias=None, ws=FRESH):
     Wk = ws.empty(packed.packed_shape(1, K, N), W.dtype)
     columns = np.full((1, Wk.shape[1] * packed.V), -1, np.int64)
     columns[0, :N] = np.arange(N)
-    packed.pack(W, columns, Wk)
+    packed.pack[parts](W, columns, Wk)
     kernels.packed_product[parts](a, Wk[0], out[0] if bias is None else bias, out, bias is not None)
     ws.give_back(Wk)
     return out

@@ -192,14 +192,16 @@ class RNNBase(Module):
                 dxp2 = dxp.reshape(T * B, GH)
                 add_matmul(g["weight_ih" + s], dxp2.T, x2, P)              # one product over all steps
                 if b_ih is not None:
-                    g["bias_ih" + s] += dxp2.sum(0)
+                    db = dxp2.sum(0)
+                    g["bias_ih" + s] += db
                 col = 0
                 for block in dhp:                                          # dhp's column blocks
                     n = block.shape[2]
                     block2 = block.reshape(T * B, n)
                     add_matmul(g["weight_hh" + s][col:col + n], block2.T, step_cache.h_prevs.reshape(T * B, H), P)
-                    if b_ih is not None:
-                        g["bias_hh" + s][col:col + n] += block2.sum(0)
+                    if b_ih is not None:                                   # a block of dxp's columns: its sum is db's
+                        g["bias_hh" + s][col:col + n] += db[col:col + n] if np.may_share_memory(block, dxp) \
+                            else block2.sum(0)
                     col += n
                 dx_d = product(dxp2, W_ih, P, ws=ws)                       # into this layer's input
                 dx = dx_d if dx is None else dx + dx_d

@@ -65,14 +65,16 @@ def test_workspace_hands_back_and_forgets_old_shapes():
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B,K,N", [(1, 5, 3), (3, 33, 64), (4, 17, 65), (7, 40, 100), (32, 128, 512)])
-def test_packed_product_equals_numpy(B, K, N, dtype):
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_packed_product_equals_numpy(B, K, N, dtype, threads, order):
     rng = np.random.default_rng(B * K)
     A, W = rng.standard_normal((B, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
     cols = np.full((2, gemm.panels(N) * gemm.V), -1)
     cols[0, :N] = np.arange(N)                             # all of W
     cols[1, :N:2] = np.arange(N - 1, -1, -2)               # every other column, last first
     packed = np.full(gemm.packed_shape(2, K, N), np.nan, dtype)     # a dirty buffer
-    gemm.pack(W, cols, packed)
+    gemm.pack[threads](np.asarray(W, order=order), cols, packed)    # W read by rows or by columns
     for p, expected in enumerate([A @ W, np.where(np.arange(N) % 2 == 0, (A @ W)[:, cols[1, :N]], 0)]):
         C = np.full((B, packed.shape[1] * gemm.V), np.nan, dtype)
         gemm.compiled()(A, packed[p], C)
