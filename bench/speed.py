@@ -109,10 +109,10 @@ def worker(lib, mode, T, B, I, H, repeats):
     small_train(), small_infer()
     if lib == "rnnkit":                               # and rnnkit's threaded kernels and packed products too
         from rnnkit import kernels, products
-        sizes = kernels.MIN_WORK, kernels.MIN_UNITS, products.PACK_ROWS
-        kernels.MIN_WORK, kernels.MIN_UNITS, products.PACK_ROWS = 0, 1, 1
+        sizes = kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK
+        kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK = 0, 1, 0
         small_train(), small_infer()
-        kernels.MIN_WORK, kernels.MIN_UNITS, products.PACK_ROWS = sizes
+        kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK = sizes
     train, infer = setup(lib, mode, T, B, I, H)
     reset_peak()
     base = resident_mb("VmRSS")

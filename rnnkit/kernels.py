@@ -50,16 +50,17 @@ def _thread_count():
 THREADS = _thread_count()
 ADAPT = os.environ.get("RNNKIT_THREADS", "") == ""   # follow the other processes' load
 MIN_UNITS = 32          # hidden units per part, at least
-MIN_WORK = 200_000      # multiply-adds of the recurrence per part per step (B * G * H * H / P)
+MIN_WORK = 8_000        # multiply-adds of the recurrence per part per step (B * G * H * H / P), at least
+MIN_SEQUENCE = 3_000_000    # and of the whole sequence (T * B * G * H * H): less does not pay for waking a thread
 
 
-def parts(B, G, H):
+def parts(T, B, G, H):
     """How many parts to cut the H hidden units into: one per thread, each worth its thread, and
     (unless RNNKIT_THREADS says otherwise) no more than the cores other processes leave free: the
     parts meet twice per step, so one whose core another process holds stalls all the others."""
     P = min(THREADS, H // MIN_UNITS)
     if MIN_WORK > 0:
-        P = min(P, B * G * H * H // MIN_WORK)
+        P = min(P, B * G * H * H // MIN_WORK) if T * B * G * H * H >= MIN_SEQUENCE else 1
     if ADAPT and P > 1:
         P = min(P, int(_cpus() - others_busy() + 0.3))
     return max(1, int(P))

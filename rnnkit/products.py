@@ -5,7 +5,8 @@ The projection and the input gradient multiply many rows by a weight matrix: wit
 packed and multiplied by rnnkit.gemm (`product`), which runs faster than NumPy's BLAS here
 (`python bench/gemm.py --layer`), on the threads of the recurrence, so no other thread pool wakes. The
 weight gradients (a product over all steps, A.T @ B) stay with `matmul`: row blocks, one per
-thread, each block on one thread of NumPy's BLAS.
+thread, each block on one thread of NumPy's BLAS; below SPLIT_WORK multiply-adds, the calling
+thread alone, as waking a pool thread for a block cost more than it saved.
 
 When the recurrence runs its parts on several threads (rnnkit.kernels.parts), these products run
 on the same number of threads of rnnkit's own instead of NumPy's BLAS thread pool. That pool keeps
@@ -27,20 +28,22 @@ from .blas import thread_setter
 from .workspace import FRESH
 
 _set_threads = thread_setter("numpy")
-PACK_ROWS = 1024        # fewer rows of a than this do not pay for packing W
+SPLIT_WORK = 1 << 25    # multiply-adds below which handing a block to another thread costs more than it saves
 _pool = None
 
 
 def matmul(a, b, parts=1, out=None):
     """a @ b for 2-D a and b, into out if given; with parts > 1, a's rows in that many blocks on
-    as many threads."""
+    as many threads, or, below SPLIT_WORK multiply-adds, on this thread alone."""
     if parts == 1 or _set_threads is None or a.shape[0] < 2 * parts:
         return np.matmul(a, b, out=out)
-    global _pool
-    if _pool is None or _pool._max_workers < parts - 1:
-        _pool = ThreadPoolExecutor(parts - 1, "rnnkit-products")
     if out is None:
         out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+    if a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_WORK:
+        parts = 1
+    global _pool
+    if parts > 1 and (_pool is None or _pool._max_workers < parts - 1):
+        _pool = ThreadPoolExecutor(parts - 1, "rnnkit-products")
     edges = [a.shape[0] * k // parts for k in range(parts + 1)]
     previous = _set_threads(1)
     try:
@@ -62,12 +65,11 @@ def add_matmul(c, a, b, parts=1):
 
 
 def product(a, W, parts=1, out=None, bias=None, ws=FRESH):
-    """a @ W (+ bias) for a (M, K) and W (K, N), into out if given: through rnnkit.gemm on `parts`
-    threads, W packed into scratch from the workspace ws. Packing costs about as much as
-    multiplying PACK_ROWS rows, so fewer rows go through matmul, as do one thread (a small layer,
-    where NumPy's BLAS was faster) and everything without Numba."""
+    """a @ W (+ bias) for a (M, K) and W (K, N), into out if given: on parts > 1 threads through
+    rnnkit.gemm, W packed into scratch from the workspace ws; on one thread (a small layer, where
+    NumPy's BLAS was faster), and without Numba, through matmul."""
     K, N = W.shape
-    if not kernels.ENABLED or parts == 1 or a.shape[0] < PACK_ROWS:
+    if not kernels.ENABLED or parts == 1:
         out = matmul(a, W, parts, out)
         if bias is not None:
             out += bias

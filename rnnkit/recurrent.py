@@ -113,7 +113,7 @@ class RNNBase(Module):
         h_n = np.empty_like(h0)
         c_n = np.empty_like(c0) if c0 is not None else None
         layer_input, inputs, caches, drop_masks = x, [], [], []
-        P = self._parts(B)
+        P = self._parts(T, B)
         ws = self._workspace
         for layer in range(self.num_layers):
             output = np.empty((T, B, D * H), self.dtype) if D > 1 else None
@@ -170,7 +170,7 @@ class RNNBase(Module):
         dh0 = np.empty(state_shape, self.dtype)
         dc0 = np.empty(state_shape, self.dtype) if dc_n is not None else None
         g = self.grads
-        P = self._parts(B)
+        P = self._parts(T, B)
         ws = self._workspace
         for layer in range(L - 1, -1, -1):
             if cache["drop_masks"][layer] is not None:
@@ -212,9 +212,9 @@ class RNNBase(Module):
             dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
         return dy, ((dh0, dc0) if dc0 is not None else dh0)
 
-    def _parts(self, B):
+    def _parts(self, T, B):
         """Threads for the recurrence and the large products (see rnnkit.kernels.parts)."""
-        return kernels.parts(B, self.step.G, self.hidden_size) if kernels.ENABLED else 1
+        return kernels.parts(T, B, self.step.G, self.hidden_size) if kernels.ENABLED else 1
 
     def _grad_state(self, grad_state, shape):
         return checks.recurrent_state(grad_state, shape, self.dtype, self.step.has_c, "grad_state for LSTM",

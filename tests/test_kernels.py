@@ -70,8 +70,8 @@ def test_parts_in_threads_equal_one_part(mode, nl, B, monkeypatch):
     monkeypatch.setattr(kernels, "MIN_WORK", 0)
     monkeypatch.setattr(kernels, "THREADS", 3)
     monkeypatch.setattr(kernels, "ADAPT", False)
-    monkeypatch.setattr(products, "PACK_ROWS", 1)                      # the layer products packed, too
-    assert kernels.parts(B, 4, 7) == 3
+    monkeypatch.setattr(products, "SPLIT_WORK", 0)                     # and the weight gradients in blocks
+    assert kernels.parts(T, B, 4, 7) == 3
     split = train_step(layer, x, lengths, dy, dstate)                   # units [0, 2), [2, 4), [4, 7)
     monkeypatch.setattr(kernels, "THREADS", 1)
     whole = train_step(layer, x, lengths, dy, dstate)
@@ -87,13 +87,15 @@ def test_parts_follow_size_and_free_cores(monkeypatch):
     monkeypatch.setattr(kernels, "ADAPT", True)
     monkeypatch.setattr(kernels, "_cpus", lambda: 2)
     monkeypatch.setattr(kernels, "others_busy", lambda: 0.1)
-    assert kernels.parts(20, 4, 650) == 2
-    assert kernels.parts(20, 4, 40) == 1                 # too few units to share
-    assert kernels.parts(1, 4, 128) == 1                    # too little work per step to wake a thread
+    assert kernels.parts(35, 20, 4, 650) == 2
+    assert kernels.parts(35, 20, 4, 40) == 1                 # too few units to share
+    assert kernels.parts(1000, 1, 1, 64) == 1                # too little work per step to wake a thread
+    assert kernels.parts(200, 1, 1, 128) == 2
+    assert kernels.parts(50, 4, 1, 64) == 1                  # too little work in the whole sequence
     monkeypatch.setattr(kernels, "others_busy", lambda: 1.0)  # another process holds a core
-    assert kernels.parts(20, 4, 650) == 1
+    assert kernels.parts(35, 20, 4, 650) == 1
     monkeypatch.setattr(kernels, "ADAPT", False)             # RNNKIT_THREADS was set
-    assert kernels.parts(20, 4, 650) == 2
+    assert kernels.parts(35, 20, 4, 650) == 2
 
 
 def test_others_busy_reads_the_machine():
@@ -207,8 +209,10 @@ def test_no_grad_keeps_nothing_with_dropout_between_layers():
 
 
 @pytest.mark.parametrize("parts", [1, 2, 3])
-def test_products_in_row_blocks_equal_numpy(parts):
+@pytest.mark.parametrize("split_work", [0, products.SPLIT_WORK])     # in blocks, or small: on one thread
+def test_products_in_row_blocks_equal_numpy(parts, split_work, monkeypatch):
     from rnnkit.products import matmul
+    monkeypatch.setattr(products, "SPLIT_WORK", split_work)
     rng = np.random.default_rng(5)
     a, b = rng.standard_normal((40, 9)), rng.standard_normal((9, 6))
     np.testing.assert_allclose(matmul(a, b, parts), a @ b, rtol=1e-13, atol=1e-13)
@@ -221,9 +225,8 @@ def test_products_in_row_blocks_equal_numpy(parts):
 
 @pytest.mark.parametrize("parts,rows", [(1, 40), (2, 40), (3, 131), (2, 1)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_layer_product_equals_numpy(parts, rows, dtype, monkeypatch):
+def test_layer_product_equals_numpy(parts, rows, dtype):
     rng = np.random.default_rng(7)
-    monkeypatch.setattr(products, "PACK_ROWS", 8)                       # fewer rows go through matmul
     tolerance = 1e-6 if dtype == np.float32 else 1e-13
     for K, N in [(9, 6), (33, 70), (64, 96)]:                           # 70: a last panel cut short
         a, W = rng.standard_normal((rows, K)).astype(dtype), rng.standard_normal((N, K)).astype(dtype).T
@@ -246,10 +249,12 @@ def test_add_matmul_accumulates(parts):
     np.testing.assert_allclose(c, 2 * (a @ b), rtol=1e-13, atol=1e-13)
 
 
-def test_blas_thread_count_is_restored_after_row_blocks():
+@pytest.mark.parametrize("split_work", [0, products.SPLIT_WORK])
+def test_blas_thread_count_is_restored_after_row_blocks(split_work, monkeypatch):
     from rnnkit.products import _set_threads, matmul
     if _set_threads is None:
         pytest.skip("NumPy's OpenBLAS is not reachable")
+    monkeypatch.setattr(products, "SPLIT_WORK", split_work)
     before = _set_threads(2)
     _set_threads(before)
     matmul(np.ones((40, 4)), np.ones((4, 3)), 2)
