@@ -32,11 +32,10 @@ from rnnkit.blas import thread_setter  # noqa: E402
 SHAPES = [(16, 64, 256), (32, 128, 512), (32, 512, 128), (32, 256, 1024), (64, 512, 2048), (64, 2048, 512),
           (20, 650, 2600), (20, 2600, 650), (20, 650, 650), (1, 128, 512)]
 # (M, K, N) of the layer products in that grid: x @ W_ih.T (K = I, N = G*H) and dxp @ W_ih (K = G*H, N = I)
-# where the layer runs on two parts or more (rnnkit.kernels.parts)
+# where the layer runs on two parts or more (rnnkit.kernels.parts) and M >= 2K (rnnkit.products.product)
 LAYER_SHAPES = [(800, 64, 256), (800, 256, 64), (200, 64, 512), (3200, 128, 512), (3200, 512, 128),
                 (3200, 256, 256), (3200, 256, 768), (3200, 768, 256), (3200, 256, 1024), (3200, 1024, 256),
-                (6400, 512, 512), (6400, 512, 1536), (6400, 512, 2048), (6400, 2048, 512), (700, 650, 650),
-                (700, 650, 2600), (700, 2600, 650)]
+                (6400, 512, 512), (6400, 512, 1536), (6400, 512, 2048), (6400, 2048, 512)]
 
 
 def per_call(f, calls):

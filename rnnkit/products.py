@@ -66,10 +66,12 @@ def add_matmul(c, a, b, parts=1):
 
 def product(a, W, parts=1, out=None, bias=None, ws=FRESH):
     """a @ W (+ bias) for a (M, K) and W (K, N), into out if given: on parts > 1 threads through
-    rnnkit.gemm, W packed into scratch from the workspace ws; on one thread (a small layer, where
-    NumPy's BLAS was faster), and without Numba, through matmul."""
+    rnnkit.gemm, W packed into scratch from the workspace ws, where M >= 2K (the packed copy of W
+    then takes at most half the memory of the output, and packing it little time next to the
+    product); otherwise, on one thread (a small layer, where NumPy's BLAS was faster) and without
+    Numba, through matmul."""
     K, N = W.shape
-    if not kernels.ENABLED or parts == 1:
+    if not kernels.ENABLED or parts == 1 or a.shape[0] < 2 * K:
         out = matmul(a, W, parts, out)
         if bias is not None:
             out += bias
