@@ -105,8 +105,8 @@ def setup(lib, mode, T, B, I, H):
 
 
 def worker(lib, mode, T, B, I, H, repeats):
-    small_train, small_infer = setup(lib, mode, 4, 2, 8, 8)      # load libraries and kernels
-    small_train(), small_infer()
+    small_train, small_infer = setup(lib, mode, 16, 4, 4, 8)     # load libraries and kernels (64 rows:
+    small_train(), small_infer()                                   # enough for rnnkit to pack W_ih, both ways)
     if lib == "rnnkit":                               # and rnnkit's threaded kernels and packed products too
         from rnnkit import kernels, products
         sizes = kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK
