@@ -1,4 +1,5 @@
-"""Numba, where it is installed and not switched off (RNNKIT_NUMBA=0): `numba`, else None.
+"""Numba, where it is installed and not switched off (RNNKIT_NUMBA=0): `numba`, else None; and
+`Twins`, one function compiled twice, serial and parallel, for rnnkit's kernels and packing.
 
 Numba's threads come from OpenMP (libgomp), whose idle threads spin for a while before they
 sleep. After a threaded recurrence they would spin on through the layer's next large product and

@@ -17,9 +17,9 @@ Threads: the hidden units are cut into `parts` (P <= the cores), one thread each
 sequence (Numba's prange, OpenMP). Per step each part makes its own slice of the recurrent
 product (its share of W_hh is packed apart), the parts meet, each does the gates of a block of
 batch rows, and they meet again (see the comment above the kernels). A step needs all parts, so
-a part whose core is busy elsewhere stalls every step: P is 1 for steps too small to pay for a
-second thread, and, unless RNNKIT_THREADS=N fixes it, no more than the cores other processes
-leave idle (read from /proc/stat).
+a part whose core is busy elsewhere stalls every step: P is 1 for steps, or sequences, too small
+to pay for a second thread, and, unless RNNKIT_THREADS=N fixes it, no more than the cores other
+processes leave idle (read from /proc/stat).
 """
 from __future__ import annotations
 
