@@ -19,7 +19,7 @@ import contextlib
 
 import numpy as np
 
-from .jit import ENABLED, Twins, numba, prange
+from .jit import ENABLED, FAST, Twins, numba, prange
 
 V = 32          # columns per panel: two AVX-512 (four AVX2) registers of float32
 R = 4           # rows per tile: R * V / 16 = 8 accumulating registers in float32
@@ -58,6 +58,14 @@ def pack_panel(W, picked, panel):
                 panel[k, v] = W[k, j] if j >= 0 else zero
 
 
+def columns(index, real):
+    """Column indices for pack, (P, panels * V): index (P, n) where real, -1 elsewhere and in the padding."""
+    P, n = index.shape
+    cols = np.full((P, panels(n) * V), -1, np.int64)
+    cols[:, :n] = np.where(real, index, -1)
+    return cols
+
+
 def packed_shape(P, K, N):
     """The shape pack fills for P matrices of K rows and N columns each."""
     return (P, panels(N), K, V)
@@ -91,19 +99,16 @@ def _straight_line_vectorizer():
         config.SLP_VECTORIZE, config.LOOP_VECTORIZE = saved
 
 
-_options = dict(fastmath=True, error_model="numpy", nogil=True)
-
-
 def _tiles():
     scope = {}
     for rows in range(1, R + 1):
         exec(_tile_source(rows), scope)
-    return [numba.njit(inline="always", **_options)(scope[f"tile_{rows}"]) for rows in range(1, R + 1)]
+    return [numba.njit(inline="always", **FAST)(scope[f"tile_{rows}"]) for rows in range(1, R + 1)]
 
 
 if ENABLED:
     tile_1, tile_2, tile_3, tile_full = _tiles()
-    pack_panel = numba.njit(inline="always", **_options)(pack_panel)
+    pack_panel = numba.njit(inline="always", **FAST)(pack_panel)
 pack = Twins(pack)
 
 
@@ -123,7 +128,7 @@ def panel_rows(A, Wk, C, jp):
 
 
 if ENABLED:
-    panel_rows = numba.njit(inline="always", **_options)(panel_rows)
+    panel_rows = numba.njit(inline="always", **FAST)(panel_rows)
 
 
 def gemm(A, Wk, C):
@@ -151,5 +156,5 @@ def compiled():
         signatures = [numba.void(numba.types.Array(t, 2, "A"), numba.types.Array(t, 3, "C"),
                                  numba.types.Array(t, 2, "C")) for t in (numba.float32, numba.float64)]
         with _straight_line_vectorizer():
-            _compiled = numba.njit(signatures, cache=True, **_options)(gemm)
+            _compiled = numba.njit(signatures, cache=True, **FAST)(gemm)
     return _compiled

@@ -22,7 +22,8 @@ except ImportError:
 
 ENABLED = numba is not None
 
-OPTIONS = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
+FAST = dict(fastmath=True, error_model="numpy", nogil=True)
+OPTIONS = dict(cache=True, **FAST)
 ONLY_PRANGE = dict(prange=True, comprehension=False, reduction=False, inplace_binop=False, setitem=False,
                    numpy=False, stencil=False, fusion=False)      # slice copies stay plain loops
 prange = numba.prange if ENABLED else range

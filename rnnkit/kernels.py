@@ -117,14 +117,6 @@ def _gate_rows(GH, H, P):
     return edges, rows, np.broadcast_to(real[:, None, :], (P, G, m)).reshape(P, G * m)
 
 
-def _columns(index, real):
-    """Column indices for rnnkit.gemm.pack: index where real, -1 elsewhere and in the padding."""
-    P, n = index.shape
-    cols = np.full((P, packed.panels(n) * packed.V), -1, np.int64)
-    cols[:, :n] = np.where(real, index, -1)
-    return cols
-
-
 def _read_only(*arrays):
     for a in arrays:
         a.flags.writeable = False
@@ -136,14 +128,14 @@ def forward_layout(GH, H, P):
     """edges, the columns that pack each part's gate rows of W_hh.T (rnnkit.gemm.pack), and those
     rows (P, G*m) with which are real: computed once per shape, read-only."""
     edges, rows, real = _gate_rows(GH, H, P)
-    return _read_only(edges, _columns(rows, real), rows, np.ascontiguousarray(real))
+    return _read_only(edges, packed.columns(rows, real), rows, real)
 
 
 @functools.lru_cache(maxsize=64)
 def backward_layout(GH, H, P):
     """edges, and the columns that pack each part's columns of W_hh: computed once per shape, read-only."""
     edges, unit, real = _units(H, P)
-    return _read_only(edges, _columns(unit, real))
+    return _read_only(edges, packed.columns(unit, real))
 
 
 def weights_buffer(W_hh, P, ws=FRESH):
@@ -194,7 +186,7 @@ if ENABLED:
         return lambda A, Wk, C: product(A, Wk, C)
 
     jit = numba.njit(**OPTIONS)
-    inline = numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+    inline = numba.njit(inline="always", **OPTIONS)
 
     def tanh(x):
         return np.tanh(x)

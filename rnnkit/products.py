@@ -18,6 +18,7 @@ are plain NumPy.
 """
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -64,6 +65,14 @@ def add_matmul(c, a, b, parts=1):
         matmul(a, b, parts, c)
 
 
+@functools.lru_cache(maxsize=64)
+def _all_columns(N):
+    """rnnkit.gemm.pack's columns for the whole of a W with N columns, once per N, read-only."""
+    cols = packed.columns(np.arange(N)[None], np.ones((1, N), bool))
+    cols.flags.writeable = False
+    return cols
+
+
 def product(a, W, parts=1, out=None, bias=None, ws=FRESH):
     """a @ W (+ bias) for a (M, K) and W (K, N), into out if given: on parts > 1 threads through
     rnnkit.gemm, W packed into scratch from the workspace ws, where M >= 2K (the packed copy of W
@@ -79,9 +88,7 @@ def product(a, W, parts=1, out=None, bias=None, ws=FRESH):
     if out is None:
         out = np.empty((a.shape[0], N), np.result_type(a, W))
     Wk = ws.empty(packed.packed_shape(1, K, N), W.dtype)
-    columns = np.full((1, Wk.shape[1] * packed.V), -1, np.int64)
-    columns[0, :N] = np.arange(N)
-    packed.pack[parts](W, columns, Wk)
+    packed.pack[parts](W, _all_columns(N), Wk)
     kernels.packed_product[parts](a, Wk[0], out[0] if bias is None else bias, out, bias is not None)
     ws.give_back(Wk)
     return out

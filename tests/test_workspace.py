@@ -94,14 +94,14 @@ def test_tiles_compile_to_vector_instructions():
     import numba
     scope = {}
     exec(gemm._tile_source(1), scope)
-    tile = numba.njit(inline="always", **gemm._options)(scope["tile_1"])
+    tile = numba.njit(inline="always", **gemm.FAST)(scope["tile_1"])
 
     def one_tile(A, Wk, C):
         tile(A, Wk, C, 0, 0)
     A, Wk = np.full((1, 8), 2, np.float32), np.ones((1, 8, gemm.V), np.float32)
     C = np.zeros((1, gemm.V), np.float32)
     with gemm._straight_line_vectorizer():
-        compiled = numba.njit(**gemm._options)(one_tile)
+        compiled = numba.njit(**gemm.FAST)(one_tile)
         compiled(A, Wk, C)
     assert (C == 16).all()
     asm = next(iter(compiled.inspect_asm().values()))
