@@ -1,12 +1,14 @@
 """The large products of a layer: the input projection of all steps, the weight gradients and the
 gradient of the input.
 
-The projection and the input gradient multiply many rows by a weight matrix: with Numba, W is
-packed and multiplied by rnnkit.gemm (`product`), which runs faster than NumPy's BLAS here
-(`python bench/gemm.py --layer`), on the threads of the recurrence, so no other thread pool wakes. The
-weight gradients (a product over all steps, A.T @ B) stay with `matmul`: row blocks, one per
-thread, each block on one thread of NumPy's BLAS; below SPLIT_WORK multiply-adds, the calling
-thread alone, as waking a pool thread for a block cost more than it saved.
+With Numba and two parts or more, W is packed and the product runs through rnnkit.gemm
+(`product`), on the threads of the recurrence, so no other thread pool wakes, in blocks of rows,
+one thread each: for the projection and the input gradient, which multiply many rows by a weight
+matrix, where that runs faster than NumPy's BLAS (`python bench/gemm.py --layer`); and for any
+product too small to split (below SPLIT_WORK multiply-adds) with two blocks of rows or more, such as
+a small layer's weight gradients (a product over all steps, A.T @ B). Larger weight gradients stay
+with `matmul`: row blocks, one per thread, each block on one thread of NumPy's BLAS; below
+SPLIT_WORK, on the calling thread alone, as waking a pool thread for a block cost more than it saved.
 
 When the recurrence runs its parts on several threads (rnnkit.kernels.parts), these products run
 on the same number of threads of rnnkit's own instead of NumPy's BLAS thread pool. That pool keeps
@@ -57,12 +59,13 @@ def matmul(a, b, parts=1, out=None):
     return out
 
 
-def add_matmul(c, a, b, parts=1):
-    """c += a @ b; straight into c, with no temporary, when c is all zero (as after zero_grad)."""
+def add_matmul(c, a, b, parts=1, ws=FRESH):
+    """c += a @ b (through `product`); straight into c, with no temporary, when c is all zero (as
+    after zero_grad)."""
     if c.any():
-        c += matmul(a, b, parts)
+        c += product(a, b, parts, ws=ws)
     else:
-        matmul(a, b, parts, c)
+        product(a, b, parts, c, ws=ws)
 
 
 @functools.lru_cache(maxsize=64)
@@ -73,14 +76,21 @@ def _all_columns(N):
     return cols
 
 
+def packs(M, K, N, parts):
+    """Whether `product` packs W (K, N) for M rows: with Numba, on parts > 1 threads, with a block of
+    rows for each of two threads at least, where M >= 2K (the packed copy of W then takes at most half
+    the memory of the output, and packing it little time next to the product) or where the product is
+    too small for matmul to split (the copy is then small too: a small layer's weight gradients)."""
+    if not kernels.ENABLED or parts == 1 or M < 2 * kernels.PRODUCT_ROWS:
+        return False
+    return M >= 2 * K or M * K * N < SPLIT_WORK
+
+
 def product(a, W, parts=1, out=None, bias=None, ws=FRESH):
-    """a @ W (+ bias) for a (M, K) and W (K, N), into out if given: on parts > 1 threads through
-    rnnkit.gemm, W packed into scratch from the workspace ws, where M >= 2K (the packed copy of W
-    then takes at most half the memory of the output, and packing it little time next to the
-    product); otherwise, on one thread (a small layer, where NumPy's BLAS was faster) and without
-    Numba, through matmul."""
+    """a @ W (+ bias) for a (M, K) and W (K, N), into out if given: through rnnkit.gemm, W packed
+    into scratch from the workspace ws, where `packs` says so; otherwise through matmul."""
     K, N = W.shape
-    if not kernels.ENABLED or parts == 1 or a.shape[0] < 2 * K:
+    if not packs(a.shape[0], K, N, parts):
         out = matmul(a, W, parts, out)
         if bias is not None:
             out += bias

@@ -190,7 +190,7 @@ class RNNBase(Module):
                 s = self._suffix(layer, d)
                 GH = dxp.shape[2]
                 dxp2 = dxp.reshape(T * B, GH)
-                add_matmul(g["weight_ih" + s], dxp2.T, x2, P)              # one product over all steps
+                add_matmul(g["weight_ih" + s], dxp2.T, x2, P, ws)            # one product over all steps
                 if b_ih is not None:
                     db = dxp2.sum(0)
                     g["bias_ih" + s] += db
@@ -198,7 +198,7 @@ class RNNBase(Module):
                 for block in dhp:                                          # dhp's column blocks
                     n = block.shape[2]
                     block2 = block.reshape(T * B, n)
-                    add_matmul(g["weight_hh" + s][col:col + n], block2.T, step_cache.h_prevs.reshape(T * B, H), P)
+                    add_matmul(g["weight_hh" + s][col:col + n], block2.T, step_cache.h_prevs.reshape(T * B, H), P, ws)
                     if b_ih is not None:                                   # a block of dxp's columns: its sum is db's
                         g["bias_hh" + s][col:col + n] += db[col:col + n] if np.may_share_memory(block, dxp) \
                             else block2.sum(0)

@@ -237,6 +237,24 @@ def test_layer_product_equals_numpy(parts, rows, dtype):
         assert relative_error(out, a @ W + bias) < tolerance
 
 
+@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_weight_gradient_product_equals_numpy(parts, dtype):
+    """A weight gradient too small to split (A.T @ B over the steps): packed, on the parts' threads."""
+    rng = np.random.default_rng(8)
+    tolerance = 1e-6 if dtype == np.float32 else 1e-13
+    steps, M, N = 300, 2 * kernels.PRODUCT_ROWS + 3, 70                # 70: a last panel cut short
+    dxp, x = rng.standard_normal((steps, M)).astype(dtype), rng.standard_normal((steps, N)).astype(dtype)
+    assert products.packs(M, steps, N, parts) == kernels.ENABLED       # M < 2K: packed only as a small product
+    assert not products.packs(M, steps, N, 1)
+    assert not products.packs(M, steps, N * products.SPLIT_WORK, parts)   # large enough to split: matmul
+    c = np.zeros((M, N), dtype)
+    products.add_matmul(c, dxp.T, x, parts)
+    assert relative_error(c, dxp.T @ x) < tolerance
+    products.add_matmul(c, dxp.T, x, parts)
+    assert relative_error(c, 2 * (dxp.T @ x)) < tolerance
+
+
 @pytest.mark.parametrize("parts", [1, 2])
 def test_add_matmul_accumulates(parts):
     from rnnkit.products import add_matmul
