@@ -105,13 +105,14 @@ def setup(lib, mode, T, B, I, H):
 
 
 def worker(lib, mode, T, B, I, H, repeats):
-    small_train, small_infer = setup(lib, mode, 16, 4, 4, 8)     # load libraries and kernels (64 rows:
-    small_train(), small_infer()                                   # enough for rnnkit to pack W_ih, both ways)
-    if lib == "rnnkit":                               # and rnnkit's threaded kernels and packed products too
-        from rnnkit import kernels, products
-        sizes = kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK
-        kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK = 0, 1, 0
-        small_train(), small_infer()
+    small_train, small_infer = setup(lib, mode, 32, 4, 4, 128)   # load libraries and kernels
+    small_train(), small_infer()
+    if lib == "rnnkit":          # and rnnkit's threaded kernels and products, each way: 128 rows and
+        from rnnkit import kernels, products      # G*H >= 128 pack every product below SPLIT_WORK,
+        sizes = kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK   # and SPLIT_WORK = 0 splits
+        for split_work in (products.SPLIT_WORK, 0):                        # the weight gradients
+            kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK = 0, 1, split_work
+            small_train(), small_infer()
         kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK = sizes
     train, infer = setup(lib, mode, T, B, I, H)
     reset_peak()

@@ -60,12 +60,17 @@ def matmul(a, b, parts=1, out=None):
 
 
 def add_matmul(c, a, b, parts=1, ws=FRESH):
-    """c += a @ b (through `product`); straight into c, with no temporary, when c is all zero (as
+    """c += a @ b for a weight gradient (a product over all steps, a = dY.T): through rnnkit.gemm
+    where `packs` says so, else matmul; straight into c, with no temporary, when c is all zero (as
     after zero_grad)."""
+    pack = packs(a.shape[0], a.shape[1], b.shape[1], parts, gradient=True)
+
+    def multiply(out=None):
+        return packed_product(a, b, parts, out, None, ws) if pack else matmul(a, b, parts, out)
     if c.any():
-        c += product(a, b, parts, ws=ws)
+        c += multiply()
     else:
-        product(a, b, parts, c, ws=ws)
+        multiply(c)
 
 
 @functools.lru_cache(maxsize=64)
@@ -76,25 +81,33 @@ def _all_columns(N):
     return cols
 
 
-def packs(M, K, N, parts):
-    """Whether `product` packs W (K, N) for M rows: with Numba, on parts > 1 threads, with a block of
-    rows for each of two threads at least, where M >= 2K (the packed copy of W then takes at most half
-    the memory of the output, and packing it little time next to the product) or where the product is
-    too small for matmul to split (the copy is then small too: a small layer's weight gradients)."""
+def packs(M, K, N, parts, gradient=False):
+    """Whether a product of M rows and W (K, N) runs through rnnkit.gemm: with Numba, on parts > 1
+    threads, with a block of rows for each of two threads at least, where the product is too small
+    for matmul to split (a small layer's; packing W then costs little memory) or, except for a
+    weight gradient (whose K, the rows of all steps, is long), where M >= 2K (the packed copy of W
+    then takes at most half the memory of the output, and packing it little time next to the
+    product; at M >= 2K a weight gradient ran slower than NumPy's BLAS)."""
     if not kernels.ENABLED or parts == 1 or M < 2 * kernels.PRODUCT_ROWS:
         return False
-    return M >= 2 * K or M * K * N < SPLIT_WORK
+    return M * K * N < SPLIT_WORK or (not gradient and M >= 2 * K)
 
 
 def product(a, W, parts=1, out=None, bias=None, ws=FRESH):
-    """a @ W (+ bias) for a (M, K) and W (K, N), into out if given: through rnnkit.gemm, W packed
-    into scratch from the workspace ws, where `packs` says so; otherwise through matmul."""
+    """a @ W (+ bias) for a (M, K) and W (K, N), into out if given: through rnnkit.gemm where
+    `packs` says so, otherwise through matmul."""
     K, N = W.shape
-    if not packs(a.shape[0], K, N, parts):
-        out = matmul(a, W, parts, out)
-        if bias is not None:
-            out += bias
-        return out
+    if packs(a.shape[0], K, N, parts):
+        return packed_product(a, W, parts, out, bias, ws)
+    out = matmul(a, W, parts, out)
+    if bias is not None:
+        out += bias
+    return out
+
+
+def packed_product(a, W, parts, out=None, bias=None, ws=FRESH):
+    """a @ W (+ bias) through rnnkit.gemm on parts threads, W packed into scratch from ws."""
+    K, N = W.shape
     if out is None:
         out = np.empty((a.shape[0], N), np.result_type(a, W))
     Wk = ws.empty(packed.packed_shape(1, K, N), W.dtype)

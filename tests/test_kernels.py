@@ -245,9 +245,12 @@ def test_small_weight_gradient_product_equals_numpy(parts, dtype):
     tolerance = 1e-6 if dtype == np.float32 else 1e-13
     steps, M, N = 300, 2 * kernels.PRODUCT_ROWS + 3, 70                # 70: a last panel cut short
     dxp, x = rng.standard_normal((steps, M)).astype(dtype), rng.standard_normal((steps, N)).astype(dtype)
-    assert products.packs(M, steps, N, parts) == kernels.ENABLED       # M < 2K: packed only as a small product
-    assert not products.packs(M, steps, N, 1)
-    assert not products.packs(M, steps, N * products.SPLIT_WORK, parts)   # large enough to split: matmul
+    assert products.packs(M, steps, N, parts, gradient=True) == kernels.ENABLED   # small: packed
+    assert not products.packs(M, steps, N, 1, gradient=True)
+    big = products.SPLIT_WORK // (M * 64) + 1                          # steps enough to split: matmul
+    assert not products.packs(M, big, N, parts, gradient=True)
+    assert products.packs(2 * big, big, N, parts) == kernels.ENABLED    # M >= 2K packs a projection,
+    assert not products.packs(2 * big, big, N, parts, gradient=True)    # not a weight gradient
     c = np.zeros((M, N), dtype)
     products.add_matmul(c, dxp.T, x, parts)
     assert relative_error(c, dxp.T @ x) < tolerance
