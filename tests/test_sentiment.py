@@ -142,7 +142,8 @@ def test_wrong_encoding_missing_file_and_wrong_folder(tmp_path, capsys, polarity
     assert main(["train", "sentiment", "--pos", str(bad), "--neg", str(neg), "--encoding", "utf-8",
                  "--out", str(tmp_path / "r")]) == 2
     assert "could not be decoded as utf-8" in capsys.readouterr().err
-    assert main(["train", "sentiment", "--pos", str(tmp_path / "none.pos"), "--out", str(tmp_path / "r")]) == 2
+    assert main(["train", "sentiment", "--pos", str(tmp_path / "none.pos"), "--neg", str(neg),
+                 "--out", str(tmp_path / "r")]) == 2
     assert "none.pos' not found" in capsys.readouterr().err
     assert main(["train", "sentiment", "--pos", str(pos), "--neg", str(neg), "--folds", "0",
                  "--out", str(tmp_path / "r")]) == 2
