@@ -247,7 +247,7 @@ def test_small_weight_gradient_product_equals_numpy(parts, dtype):
     dxp, x = rng.standard_normal((steps, M)).astype(dtype), rng.standard_normal((steps, N)).astype(dtype)
     assert products.packs(M, steps, N, parts, gradient=True) == kernels.ENABLED   # small: packed
     assert not products.packs(M, steps, N, 1, gradient=True)
-    big = products.SPLIT_WORK // (M * 64) + 1                          # steps enough to split: matmul
+    big = products.SPLIT_WORK // (M * N) + 1                           # steps enough to split: matmul
     assert not products.packs(M, big, N, parts, gradient=True)
     assert products.packs(2 * big, big, N, parts) == kernels.ENABLED    # M >= 2K packs a projection,
     assert not products.packs(2 * big, big, N, parts, gradient=True)    # not a weight gradient
