@@ -105,12 +105,15 @@ def setup(lib, mode, T, B, I, H):
 
 
 def worker(lib, mode, T, B, I, H, repeats):
-    small_train, small_infer = setup(lib, mode, 32, 4, 4, 128)   # load libraries and kernels
+    # Load the libraries and kernels before the memory probe; for rnnkit, its threaded kernels and
+    # every kind of product too: 128 rows and G*H >= 128 pack each product below SPLIT_WORK, and
+    # SPLIT_WORK = 0 splits the weight gradients into BLAS row blocks.
+    small_train, small_infer = setup(lib, mode, 32, 4, 4, 128)
     small_train(), small_infer()
-    if lib == "rnnkit":          # and rnnkit's threaded kernels and products, each way: 128 rows and
-        from rnnkit import kernels, products      # G*H >= 128 pack every product below SPLIT_WORK,
-        sizes = kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK   # and SPLIT_WORK = 0 splits
-        for split_work in (products.SPLIT_WORK, 0):                        # the weight gradients
+    if lib == "rnnkit":
+        from rnnkit import kernels, products
+        sizes = kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK
+        for split_work in (products.SPLIT_WORK, 0):
             kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK = 0, 1, split_work
             small_train(), small_infer()
         kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK = sizes

@@ -60,17 +60,12 @@ def matmul(a, b, parts=1, out=None):
 
 
 def add_matmul(c, a, b, parts=1, ws=FRESH):
-    """c += a @ b for a weight gradient (a product over all steps, a = dY.T): through rnnkit.gemm
-    where `packs` says so, else matmul; straight into c, with no temporary, when c is all zero (as
-    after zero_grad)."""
-    pack = packs(a.shape[0], a.shape[1], b.shape[1], parts, gradient=True)
-
-    def multiply(out=None):
-        return packed_product(a, b, parts, out, None, ws) if pack else matmul(a, b, parts, out)
+    """c += a @ b for a weight gradient (a product over all steps, a = dY.T), through `product`;
+    straight into c, with no temporary, when c is all zero (as after zero_grad)."""
     if c.any():
-        c += multiply()
+        c += product(a, b, parts, ws=ws, gradient=True)
     else:
-        multiply(c)
+        product(a, b, parts, c, ws=ws, gradient=True)
 
 
 @functools.lru_cache(maxsize=64)
@@ -93,11 +88,11 @@ def packs(M, K, N, parts, gradient=False):
     return M * K * N < SPLIT_WORK or (not gradient and M >= 2 * K)
 
 
-def product(a, W, parts=1, out=None, bias=None, ws=FRESH):
+def product(a, W, parts=1, out=None, bias=None, ws=FRESH, gradient=False):
     """a @ W (+ bias) for a (M, K) and W (K, N), into out if given: through rnnkit.gemm where
-    `packs` says so, otherwise through matmul."""
+    `packs` says so (gradient: a is a weight gradient's dY.T), otherwise through matmul."""
     K, N = W.shape
-    if packs(a.shape[0], K, N, parts):
+    if packs(a.shape[0], K, N, parts, gradient):
         return packed_product(a, W, parts, out, bias, ws)
     out = matmul(a, W, parts, out)
     if bias is not None:
