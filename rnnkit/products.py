@@ -82,7 +82,8 @@ def packs(M, K, N, parts, gradient=False):
     for matmul to split (a small layer's; packing W then costs little memory) or, except for a
     weight gradient (whose K, the rows of all steps, is long), where M >= 2K (the packed copy of W
     then takes at most half the memory of the output, and packing it little time next to the
-    product; at M >= 2K a weight gradient ran slower than NumPy's BLAS)."""
+    product; packing a weight gradient at M >= 2K raised the GRU's memory at H = 650 above
+    PyTorch's in `python bench/speed.py`)."""
     if not kernels.ENABLED or parts == 1 or M < 2 * kernels.PRODUCT_ROWS:
         return False
     return M * K * N < SPLIT_WORK or (not gradient and M >= 2 * K)
