@@ -49,8 +49,10 @@ def pack_panel(W, picked, panel):
                 panel[k, v] = W[k, j] if j >= 0 else zero
     elif picked[0] >= 0 and picked[V - 1] == picked[0] + V - 1:        # V columns side by side
         j0 = picked[0]
-        for k in range(panel.shape[0]):
-            panel[k] = W[k, j0:j0 + V]
+        for k in range(panel.shape[0]):                                # element by element: a slice copy
+            row, out = W[k], panel[k]                                  # per row cost more than its V values
+            for v in range(V):
+                out[v] = row[j0 + v]
     else:
         for k in range(panel.shape[0]):
             for v in range(V):
