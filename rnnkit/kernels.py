@@ -146,31 +146,16 @@ def weights_buffer(W_hh, P, ws=FRESH):
     return ws.empty((int(size),), W_hh.dtype)
 
 
-def forward_weights(W_hh, b_hh, P, buffer, H=None):
+def forward_weights(W_hh, b_hh, P, buffer):
     """edges, Wk and bp: each part's gate rows of W_hh, its m units per gate side by side (zero
-    rows where a part has fewer), transposed and packed for rnnkit.gemm into Wk (P, NP, K, V) in
-    buffer, for hp = h_prev @ W_hh[rows].T; and the same rows of b_hh in bp (P, G*m). The same
-    for W_ih (G*H, K = I) and b_ih, given H, for each step's input projection (`input_weights`)."""
-    GH, K = W_hh.shape
-    edges, cols, rows, real = forward_layout(GH, H or K, P)
-    shape = packed.packed_shape(P, K, cols.shape[1])
+    rows where a part has fewer), transposed and packed for rnnkit.gemm into Wk (P, NP, H, V) in
+    buffer, for hp = h_prev @ W_hh[rows].T; and the same rows of b_hh in bp (P, G*m)."""
+    GH, H = W_hh.shape
+    edges, cols, rows, real = forward_layout(GH, H, P)
+    shape = packed.packed_shape(P, H, cols.shape[1])
     Wk = buffer[:int(np.prod(shape))].reshape(shape)
     packed.pack[P](W_hh.T, cols, Wk)
     return edges, Wk, np.where(real, b_hh[rows], 0)
-
-
-def input_weights(W_ih, b_ih, H, P, ws=FRESH):
-    """buffer, Wkx and bx: W_ih's gate rows packed as forward_weights packs W_hh's, into a flat
-    buffer from ws (to give back), and b_ih's; the stepwise input of the forward kernels (see
-    `step_products`)."""
-    GH, I = W_ih.shape
-    buffer = ws.empty((int(np.prod(packed.packed_shape(P, I, forward_layout(GH, H, P)[1].shape[1]))),), W_ih.dtype)
-    return (buffer,) + forward_weights(W_ih, b_ih, P, buffer, H)[1:]
-
-
-def no_input(dtype, P):
-    """(x, Wkx, bx) for a forward kernel whose xp already holds every step's input projection."""
-    return np.empty((0, 0, 0), dtype), np.empty((P, 0, 0, packed.V), dtype), np.empty((P, 0), dtype)
 
 
 def backward_weights(W_hh, P, buffer):
@@ -320,45 +305,12 @@ def gate_blocks(a, m, G):
 
 
 @_inline
-def forward_scratch(Wk, h, x):
-    """Each part's product (P, B, NP * V), its input projection of a step, the same, where x has
-    steps (stepwise) and (P, 0, 0) where not; and the two state buffers (2, B, H), the first
-    holding h0."""
+def forward_scratch(Wk, h):
+    """Each part's product (P, B, NP * V), and the two state buffers (2, B, H), the first holding h0."""
     hps = np.empty((Wk.shape[0], h.shape[0], Wk.shape[1] * Wk.shape[3]), h.dtype)
-    xps = np.empty((Wk.shape[0], h.shape[0] if x.shape[0] > 0 else 0, hps.shape[2] if x.shape[0] > 0 else 0), h.dtype)
     hs = np.empty((2,) + h.shape, h.dtype)
     hs[0] = h
-    return hps, xps, hs
-
-
-@_inline
-def at(a, t):
-    """a's step t, or its only step where a is a one-step scratch."""
-    return a[min(t, a.shape[0] - 1)]
-
-
-@_inline
-def input_into(a, xps, q, b, j0, j1, m, G):
-    """Stepwise (xps has rows), row b of part q's input projection into the step's row a, as xp
-    holds it: the units [j0, j1) of each of the G gates, from the part's blocks of m units a gate."""
-    if xps.shape[1] > 0:
-        H, x = a.shape[0] // G, xps[q, b]
-        for g in range(G):
-            a[g * H + j0:g * H + j1] = x[g * m:g * m + j1 - j0]
-
-
-@_inline
-def step_products(q, t, h_prev, Wk, hps, x, Wkx, bx, xps):
-    """Part q's products of step t: hps[q] = h_prev @ W_hh[its rows].T; stepwise (x has steps)
-    also xps[q] = x[t] @ W_ih[its rows].T + b_ih[its rows], the step's own input projection."""
-    product_part(q, h_prev, Wk, hps)
-    if x.shape[0] > 0:
-        product_part(q, x[t], Wkx, xps)
-        bias = bx[q]
-        for b in range(xps.shape[1]):
-            row = xps[q, b]
-            for j in range(row.shape[0]):
-                row[j] += bias[j]
+    return hps, hs
 
 
 @_inline
@@ -446,18 +398,17 @@ def next_task(sync, k):
 # --- RNN: h = f(xp + h_prev @ W_hh.T + b_hh), f = tanh (relu=False) or relu ----------------------
 
 @_inline
-def rnn_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps, xps):
+def rnn_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps):
     P, zero = hps.shape[0], xp.dtype.type(0)
     b0, b1 = rows(p, P, h_prev.shape[0])
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, h_prev, h_prevs, h_prevs, False)
-        a, o_ = at(xp, t)[b], out[t, b]
+        a, o_ = xp[t, b], out[t, b]
         if t >= lengths[b]:
             pass_state(b, a, o_, o_, h_prev, h_next)
             continue
         for q in range(P):
             j0, j1 = units(edges, q)
-            input_into(a, xps, q, b, j0, j1, j1 - j0, 1)
             a_, hp_, bias = a[j0:j1], hps[q, b], bp[q]
             if relu:
                 for k in range(j1 - j0):
@@ -470,28 +421,25 @@ def rnn_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, o
 
 
 @_inline
-def rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, x, Wkx, bx,
-                     xps):
-    s, t = k // 2, order(k // 2, T, reverse)
+def rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps):
+    s = k // 2
     if k % 2 == 0:
-        step_products(q, t, hs[s % 2], Wk, hps, x, Wkx, bx, xps)
+        product_part(q, hs[s % 2], Wk, hps)
     else:
-        rnn_forward_rows(q, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep, out, h_prevs, hps,
-                         xps)
+        rnn_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep,
+                         out, h_prevs, hps)
 
 
 @_twins
-def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync, x, Wkx, bx):
-    """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out. Stepwise (x (T,
-    B, I) has steps; see step_products), xp is scratch, of one step without keep."""
-    T = out.shape[0]
-    hps, xps, hs = forward_scratch(Wk, h, x)
+def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync):
+    """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out."""
+    T = xp.shape[0]
+    hps, hs = forward_scratch(Wk, h)
     for p in prange(Wk.shape[0]):
         for k in range(2 * T):
             q = first_task(sync, k, p)
             while q >= 0:
-                rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, x,
-                                 Wkx, bx, xps)
+                rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
                 q = next_task(sync, k)
     h[:] = hs[T % 2]
 
@@ -541,19 +489,18 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sync):
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
 
 @_inline
-def lstm_forward_rows(p, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps, xps):
+def lstm_forward_rows(p, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps):
     P, H, m = hps.shape[0], h_prev.shape[1], part_width(edges)
     b0, b1 = rows(p, P, h_prev.shape[0])
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, c, h_prevs, c_prevs, True)
-        a, tcb, o_ = at(xp, t)[b], at(tcs, t)[b], out[t, b]
+        a, tcb, o_ = xp[t, b], tcs[t if keep else 0, b], out[t, b]
         if t >= lengths[b]:
             pass_state(b, a, tcb, o_, h_prev, h_next)                  # i, f, g, o and tanh(c)
             continue
         for q in range(P):
             j0, j1 = units(edges, q)
             n = j1 - j0
-            input_into(a, xps, q, b, j0, j1, m, 4)
             ai, af, ag, ao = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
             hi, hf, hg, ho = gate_blocks(hps[q, b], m, 4)
             bi, bf, bg, bo = gate_blocks(bp[q], m, 4)
@@ -576,29 +523,27 @@ def lstm_forward_rows(p, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out
 
 
 @_inline
-def lstm_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps,
-                      x, Wkx, bx, xps):
-    s, t = k // 2, order(k // 2, T, reverse)
+def lstm_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps):
+    s = k // 2
     if k % 2 == 0:
-        step_products(q, t, hs[s % 2], Wk, hps, x, Wkx, bx, xps)
+        product_part(q, hs[s % 2], Wk, hps)
     else:
-        lstm_forward_rows(q, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out, h_prevs, c_prevs,
-                          tcs, hps, xps)
+        lstm_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out,
+                          h_prevs, c_prevs, tcs, hps)
 
 
 @_twins
-def lstm_forward(xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs, sync, x, Wkx, bx):
+def lstm_forward(xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs, sync):
     """xp (T, B, 4H) becomes [i, f, g, o]; h, c (B, H) are h0, c0 in and h_n, c_n out.
-    tcs holds tanh(c) per step, or has one step (scratch) when keep is False; so does xp, stepwise
-    (x (T, B, I) has steps; see step_products)."""
-    T = out.shape[0]
-    hps, xps, hs = forward_scratch(Wk, h, x)
+    tcs holds tanh(c) per step, or has one step (scratch) when keep is False."""
+    T = xp.shape[0]
+    hps, hs = forward_scratch(Wk, h)
     for p in prange(Wk.shape[0]):
         for k in range(2 * T):
             q = first_task(sync, k, p)
             while q >= 0:
                 lstm_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs,
-                                  tcs, hps, x, Wkx, bx, xps)
+                                  tcs, hps)
                 q = next_task(sync, k)
     h[:] = hs[T % 2]
 
@@ -653,19 +598,18 @@ def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse
 # --- GRU: saved = [r, z, n] over xp, hp_n beside --------------------------------------------------
 
 @_inline
-def gru_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, keep, out, h_prevs, hp_ns, hps, xps):
+def gru_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, keep, out, h_prevs, hp_ns, hps):
     P, H, m = hps.shape[0], h_prev.shape[1], part_width(edges)
     b0, b1 = rows(p, P, h_prev.shape[0])
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, h_prev, h_prevs, h_prevs, False)
-        a, hpnb, o_ = at(xp, t)[b], at(hp_ns, t)[b], out[t, b]
+        a, hpnb, o_ = xp[t, b], hp_ns[t if keep else 0, b], out[t, b]
         if t >= lengths[b]:
             pass_state(b, a, hpnb, o_, h_prev, h_next)                 # r, z, n and hp_n
             continue
         for q in range(P):
             j0, j1 = units(edges, q)
             n = j1 - j0
-            input_into(a, xps, q, b, j0, j1, m, 3)
             ar, az, an = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1]
             hr, hz, hn = gate_blocks(hps[q, b], m, 3)
             br, bz, bn = gate_blocks(bp[q], m, 3)
@@ -684,29 +628,26 @@ def gru_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, keep, out, h_
 
 
 @_inline
-def gru_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps, x, Wkx, bx,
-                     xps):
-    s, t = k // 2, order(k // 2, T, reverse)
+def gru_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps):
+    s = k // 2
     if k % 2 == 0:
-        step_products(q, t, hs[s % 2], Wk, hps, x, Wkx, bx, xps)
+        product_part(q, hs[s % 2], Wk, hps)
     else:
-        gru_forward_rows(q, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out, h_prevs, hp_ns, hps,
-                         xps)
+        gru_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out,
+                         h_prevs, hp_ns, hps)
 
 
 @_twins
-def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns, sync, x, Wkx, bx):
+def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns, sync):
     """xp (T, B, 3H) becomes [r, z, n]; h (B, H) is h0 in, h_n out.
-    hp_ns holds W_hn h_prev + b_hn per step, or has one step (scratch) when keep is False; so does
-    xp, stepwise (x (T, B, I) has steps; see step_products)."""
-    T = out.shape[0]
-    hps, xps, hs = forward_scratch(Wk, h, x)
+    hp_ns holds W_hn h_prev + b_hn per step, or has one step (scratch) when keep is False."""
+    T = xp.shape[0]
+    hps, hs = forward_scratch(Wk, h)
     for p in prange(Wk.shape[0]):
         for k in range(2 * T):
             q = first_task(sync, k, p)
             while q >= 0:
-                gru_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps, x,
-                                 Wkx, bx, xps)
+                gru_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps)
                 q = next_task(sync, k)
     h[:] = hs[T % 2]
 

@@ -27,20 +27,15 @@ class Cache(NamedTuple):
     fused: bool
 
 
-def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1, ws=FRESH, stepwise=None):
+def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1, ws=FRESH):
     """xp: (T, B, G*H) input projections, overwritten. Returns output (T, B, H), h_n, c_n, cache.
 
     keep=False (inference) keeps nothing for backward and returns cache None. parts: threads for
     the compiled loop (rnnkit.kernels.parts); the NumPy steps ignore it. The cache's arrays, and
     scratch, come from the workspace ws (rnnkit.workspace); the output never does.
-
-    stepwise=(x, W_ih, b_ih), compiled loop only (`has_stepwise`): the loop makes each step's input
-    projection itself, x[t] @ W_ih.T + b_ih, and xp is scratch for the gates, of one step without keep.
     """
-    if has_stepwise(step):
-        return fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, parts, ws, stepwise)
-    if stepwise is not None:
-        raise ValueError("stepwise input projections need rnnkit's compiled loop (rnnkit.loop.has_stepwise)")
+    if kernels.ENABLED and type(step) in (RNNStep, LSTMStep, GRUStep):
+        return fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, parts, ws)
     T, B, _ = xp.shape
     H = h0.shape[1]
     dt = xp.dtype
@@ -110,29 +105,16 @@ def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts=1, ws
 
 # --- the fused path: one Numba call per direction -------------------------------------------------
 
-def has_stepwise(step):
-    """Whether step runs through the compiled loop, which can also project each step's input."""
-    return kernels.ENABLED and type(step) in (RNNStep, LSTMStep, GRUStep)
-
-
 def lengths_of(mask, T, B):
     return np.full(B, T, np.int64) if mask is None else mask[:, :, 0].sum(0).astype(np.int64)
 
 
-def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, stepwise=None):
-    B, H, GH, dt = h0.shape[0], h0.shape[1], W_hh.shape[0], xp.dtype
+def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws):
+    T, B, GH = xp.shape
+    H, dt = h0.shape[1], xp.dtype
     xp = np.ascontiguousarray(xp)
     W_hh = np.ascontiguousarray(W_hh)
     b_hh = np.zeros(GH, dt) if b_hh is None else np.ascontiguousarray(b_hh)
-    if stepwise is None:
-        T = xp.shape[0]
-        inputs, xbuffer = kernels.no_input(dt, P), None
-    else:
-        x, W_ih, b_ih = stepwise
-        x, T = np.ascontiguousarray(x), x.shape[0]
-        b_ih = np.zeros(GH, dt) if b_ih is None else np.ascontiguousarray(b_ih)
-        xbuffer, Wkx, bx = kernels.input_weights(np.ascontiguousarray(W_ih), b_ih, H, P, ws)
-        inputs = (x, Wkx, bx)
     lengths = lengths_of(mask, T, B)
     h = h0.copy()                                      # the kernels update the state in place
     c = None if c0 is None else c0.copy()
@@ -146,15 +128,14 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, step
     sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):
         c_prevs, extra = ws.empty(kept, dt), ws.empty(scratch, dt)
-        kernels.lstm_forward[P](xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra, sync,
-                                *inputs)
+        kernels.lstm_forward[P](xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra, sync)
     elif isinstance(step, GRUStep):
         extra = ws.empty(scratch, dt)
-        kernels.gru_forward[P](xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra, sync, *inputs)
+        kernels.gru_forward[P](xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra, sync)
     else:
         relu = step.nonlinearity == "relu"
-        kernels.rnn_forward[P](xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync, *inputs)
-    ws.give_back(buffer, xbuffer)
+        kernels.rnn_forward[P](xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync)
+    ws.give_back(buffer)
     if not keep:
         ws.give_back(h_prevs, c_prevs, extra)
         return out, h, c, None

@@ -5,10 +5,8 @@
     grad_x, grad_h0 = layer.backward(grad_output, grad_h_n)  # grads in layer.grads
 
 Shapes: x (T, B, I), or (B, T, I) with batch_first; output (T, B, D*H); h_n (L*D, B, H).
-Per layer and direction, the input projection of all steps is one product (in inference on
-several threads, where that product would run on NumPy's BLAS, the compiled loop makes each step's
-itself), the time loop (rnnkit.loop) does the recurrence, and the weight gradients are one
-product each afterwards.
+Per layer and direction, the input projection of all steps is one product, the time loop
+(rnnkit.loop) does the recurrence, and the weight gradients are one product each afterwards.
 """
 from __future__ import annotations
 
@@ -17,9 +15,9 @@ import numpy as np
 from . import checks, kernels
 from .grad_mode import is_grad_enabled
 from .init import RECURRENT_INITS, recurrent_params
-from .loop import has_stepwise, run_backward, run_forward
+from .loop import run_backward, run_forward
 from .module import Module
-from .products import add_matmul, packs, product
+from .products import add_matmul, product
 from .steps import GRUStep, LSTMStep, RNNStep
 from .workspace import Workspace
 
@@ -121,21 +119,11 @@ class RNNBase(Module):
             output = np.empty((T, B, D * H), self.dtype) if D > 1 else None
             for d in range(D):
                 W_ih, W_hh, b_ih, b_hh = self._weights(layer, d)
-                GH, I = W_ih.shape
-                stepwise = None
-                if not keep and P > 1 and has_stepwise(self.step) and not packs(T * B, I, GH, P):
-                    # Inference where the projection of all steps would run on NumPy's BLAS: the loop
-                    # makes each step's, against W_ih packed once, at the per-step product's speed.
-                    # Training keeps the one product, so as to pack no copy of W_ih (products.packs).
-                    stepwise = (layer_input, W_ih, b_ih)
-                    xp = ws.empty((1, B, GH), self.dtype)
-                else:
-                    xp = ws.empty((T, B, GH), self.dtype)
-                    product(layer_input.reshape(T * B, -1), W_ih.T, P, xp.reshape(T * B, -1), b_ih, ws)  # all steps
+                xp = ws.empty((T, B, W_ih.shape[0]), self.dtype)
+                product(layer_input.reshape(T * B, -1), W_ih.T, P, xp.reshape(T * B, -1), b_ih, ws)  # all steps
                 k = layer * D + d
                 out, h_n[k], c_last, cache = run_forward(
-                    self.step, xp, W_hh, b_hh, h0[k], None if c0 is None else c0[k], mask, d == 1, keep, P, ws,
-                    stepwise)
+                    self.step, xp, W_hh, b_hh, h0[k], None if c0 is None else c0[k], mask, d == 1, keep, P, ws)
                 if cache is None or cache.saved is not xp:                 # else backward overwrites it
                     ws.give_back(xp)
                 if c_n is not None:

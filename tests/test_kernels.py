@@ -200,58 +200,6 @@ def test_numba_off_by_environment():
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr
 
 
-@pytest.mark.parametrize("mode,nl", CELLS)
-@pytest.mark.parametrize("parts", [1, 2, 3])
-@pytest.mark.parametrize("keep", [False, True])
-def test_stepwise_input_projection_equals_all_steps(mode, nl, parts, keep):
-    """The compiled loop making each step's x[t] @ W_ih.T + b_ih itself gives what it gives from
-    the projection of all steps (rnnkit.products), in either direction, over ragged lengths."""
-    from rnnkit.loop import run_forward
-    rng = np.random.default_rng(8)
-    layer = make(mode, nl, np.float64, bias=mode != "RNN")
-    T, B, H = 6, 5, 7
-    x = rng.standard_normal((T, B, 5))
-    h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H)) if mode == "LSTM" else None
-    mask = (np.arange(T)[:, None] < np.array([6, 2, 5, 1, 6])[None, :])[:, :, None]
-    W_ih, W_hh, b_ih, b_hh = layer._weights(0, 0)
-    for reverse in (False, True):
-        xp = x.reshape(T * B, 5) @ W_ih.T + (0 if b_ih is None else b_ih)
-        whole = run_forward(layer.step, xp.reshape(T, B, -1), W_hh, b_hh, h0, c0, mask, reverse, keep, parts)
-        scratch = np.full((T if keep else 1, B, W_ih.shape[0]), np.nan)
-        stepwise = run_forward(layer.step, scratch, W_hh, b_hh, h0, c0, mask, reverse, keep, parts,
-                               stepwise=(x, W_ih, b_ih))
-        for a, b in zip(whole[:3], stepwise[:3]):
-            if a is not None:
-                assert relative_error(a, b) < 1e-12
-        if keep:                                                        # the same gates saved for backward
-            assert relative_error(whole[3].saved, stepwise[3].saved) < 1e-12
-
-
-@pytest.mark.parametrize("mode,nl", CELLS)
-def test_inference_projects_each_step_in_the_loop(mode, nl, monkeypatch):
-    """Under no_grad on several parts, where the projection of all steps would not pack, each step's
-    input projection runs in the loop; training keeps the product over all steps. Same outputs."""
-    rng = np.random.default_rng(9)
-    layer = make(mode, nl, np.float64, num_layers=2, bidirectional=True)
-    x = rng.standard_normal((6, 4, 5))
-    lengths = [6, 2, 5, 1]
-    for name, value in (("MIN_UNITS", 1), ("MIN_WORK", 0), ("THREADS", 2), ("ADAPT", False)):
-        monkeypatch.setattr(kernels, name, value)
-    packed = []
-    monkeypatch.setattr(kernels, "input_weights", lambda *a: packed.append(a) or input_weights(*a))
-    out, state = layer.forward(x, None, lengths)
-    assert packed == []
-    with rnnkit.no_grad():
-        out_ng, state_ng = layer.forward(x, None, lengths)
-    assert len(packed) == 4                                             # 2 layers, 2 directions
-    assert relative_error(out_ng, out) < 1e-12
-    for a, b in zip(flat(state_ng), flat(state)):
-        assert relative_error(a, b) < 1e-12
-
-
-input_weights = kernels.input_weights
-
-
 def test_no_grad_keeps_nothing_with_dropout_between_layers():
     layer = rnnkit.LSTM(3, 4, num_layers=3, dropout=0.3, seed=0)   # training mode: dropout is drawn
     with rnnkit.no_grad():
