@@ -5,7 +5,7 @@ A step multiplies the state (B rows) by the same weights, W (K, N): h_prev @ W_h
 rnnkit.gemm packs it once per sequence and reuses the packed panels at every step. Both run on
 one thread (NumPy's OpenBLAS set to one), as the recurrence does per part; times are medians of
 --repeats batches of calls, alternating the two, and the packing is timed apart (once per call of
-a layer, not per step).
+a layer, not per step; from W_hh.T forward and from W_hh itself backward, as the kernels pack).
 
 --layer times the large products of a layer instead: the input projection of all steps (T*B
 rows, plus the bias) and the gradient of the input, with rnnkit.gemm (W packed at every call, the
@@ -82,7 +82,9 @@ def main(argv=None):
     ratios = []
     for B, K, N in SHAPES:
         A = rng.standard_normal((B, K)).astype(np.float32)
-        W = rng.standard_normal((N, K)).astype(np.float32).T         # as W_hh.T: a transposed view
+        W = rng.standard_normal((K, N)).astype(np.float32)            # backward (K = G*H > N): W_hh itself
+        if K <= N:
+            W = rng.standard_normal((N, K)).astype(np.float32).T     # forward: W_hh.T, a transposed view
         cols = np.full((1, gemm.panels(N) * gemm.V), -1)
         cols[0, :N] = np.arange(N)
         packed = np.empty(gemm.packed_shape(1, K, N), np.float32)
