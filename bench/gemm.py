@@ -82,9 +82,10 @@ def main(argv=None):
     ratios = []
     for B, K, N in SHAPES:
         A = rng.standard_normal((B, K)).astype(np.float32)
-        W = rng.standard_normal((K, N)).astype(np.float32)            # backward (K = G*H > N): W_hh itself
-        if K <= N:
-            W = rng.standard_normal((N, K)).astype(np.float32).T     # forward: W_hh.T, a transposed view
+        if K <= N:                                                    # forward: W_hh.T, a transposed view
+            W = rng.standard_normal((N, K)).astype(np.float32).T
+        else:                                                         # backward (K = G*H > N): W_hh itself
+            W = rng.standard_normal((K, N)).astype(np.float32)
         cols = np.full((1, gemm.panels(N) * gemm.V), -1)
         cols[0, :N] = np.arange(N)
         packed = np.empty(gemm.packed_shape(1, K, N), np.float32)
