@@ -133,14 +133,13 @@ if ENABLED:
     panel_rows = numba.njit(inline="always", **FAST)(panel_rows)
 
 
-def gemm(A, Wk, C, jp0, jp1):
-    """C = A @ W on panels jp0 to jp1 of W, for A (B, K) and Wk, W packed by pack (NP, K, V): C (B, N),
-    N <= NP * V, gets those panels' columns, jp0 * V to min(N, jp1 * V), and no others. Where N stops
-    inside a panel, that panel goes through a scratch of V columns."""
-    whole = min(jp1, C.shape[1] // V)
-    for jp in range(jp0, whole):
+def gemm(A, Wk, C):
+    """C = A @ W for A (B, K) and Wk, W packed by pack (NP, K, V); C (B, N), N <= NP * V, gets the
+    first N columns. Where N stops inside a panel, that panel goes through a scratch of V columns."""
+    whole = min(Wk.shape[0], C.shape[1] // V)
+    for jp in range(whole):
         panel_rows(A, Wk, C, jp)
-    if whole < jp1 and whole * V < C.shape[1]:
+    if whole < Wk.shape[0]:
         edge = np.empty((A.shape[0], V), C.dtype)
         panel_rows(A, Wk[whole:whole + 1], edge, 0)
         C[:, whole * V:] = edge[:, :C.shape[1] - whole * V]
@@ -157,8 +156,7 @@ def compiled():
     global _compiled
     if _compiled is None:
         signatures = [numba.void(numba.types.Array(t, 2, "A"), numba.types.Array(t, 3, "C"),
-                                 numba.types.Array(t, 2, "C"), numba.int64, numba.int64)
-                      for t in (numba.float32, numba.float64)]
+                                 numba.types.Array(t, 2, "C")) for t in (numba.float32, numba.float64)]
         with _straight_line_vectorizer():
             _compiled = numba.njit(signatures, cache=True, **FAST)(gemm)
     return _compiled

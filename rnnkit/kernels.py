@@ -177,14 +177,13 @@ def _fallback(*args, **kwargs):
 
 
 if ENABLED:
-    def gemm(A, Wk, C, jp0, jp1):
-        """C = A @ W on W's packed panels jp0 to jp1: rnnkit.gemm, compiled when a kernel that calls it
-        first compiles."""
+    def gemm(A, Wk, C):
+        """C = A @ W with W packed: rnnkit.gemm, compiled when a kernel that calls it first compiles."""
 
     @overload(gemm, inline="always")
-    def _gemm(A, Wk, C, jp0, jp1):
+    def _gemm(A, Wk, C):
         product = packed.compiled()
-        return lambda A, Wk, C, jp0, jp1: product(A, Wk, C, jp0, jp1)
+        return lambda A, Wk, C: product(A, Wk, C)
 
     jit = numba.njit(**OPTIONS)
     inline = numba.njit(inline="always", **OPTIONS)
@@ -328,7 +327,7 @@ def pass_state(b, a, saved_, o_, h_prev, h_next):
 @_inline
 def product_part(p, A, Wk, C):
     """Part p's share of a step's product: C[p] = A @ (W's columns of part p)."""
-    gemm(A, Wk[p], C[p], 0, Wk.shape[1])
+    gemm(A, Wk[p], C[p])
 
 
 @_inline
@@ -716,28 +715,19 @@ PRODUCT_ROWS = 64       # rows of A per block: with a panel of W, they stay in a
 
 
 @_twins
-def packed_product(A, Wk, bias, C, has_bias, parts):
-    """C = A @ W (+ bias) for A (M, K), W packed for rnnkit.gemm into Wk (NP, K, V) and C (M, N), on
-    `parts` threads. Each thread takes a group of W's panels, which stays in its core's L2 while it
-    walks A in blocks of PRODUCT_ROWS rows (faster than a block of rows each, which streams all of W
-    through every core), adding the bias while a block is in cache. With too few panels to share
-    evenly (fewer than 4 per thread, and not a multiple of the threads), each takes a block of rows."""
-    M, NP, N = A.shape[0], Wk.shape[0], C.shape[1]
-    by_panels = NP % parts == 0 or NP >= 4 * parts
-    for p in prange(parts):
-        jp0, jp1, r0, r1 = 0, NP, M * p // parts, M * (p + 1) // parts
-        if by_panels:
-            jp0, jp1, r0, r1 = NP * p // parts, NP * (p + 1) // parts, 0, M
-        j0, j1 = jp0 * packed.V, min(N, jp1 * packed.V)
-        b_ = bias[j0:j1]
-        for i0 in range(r0, r1, PRODUCT_ROWS):
-            i1 = min(r1, i0 + PRODUCT_ROWS)
-            gemm(A[i0:i1], Wk, C[i0:i1], jp0, jp1)
-            if has_bias:
-                for r in range(i0, i1):
-                    c = C[r, j0:j1]
-                    for j in range(j1 - j0):
-                        c[j] += b_[j]
+def packed_product(A, Wk, bias, C, has_bias):
+    """C = A @ W (+ bias) for A (M, K), W packed for rnnkit.gemm into Wk (NP, K, V) and C (M, N):
+    blocks of PRODUCT_ROWS rows, spread over the threads, each adding the bias while it is in cache."""
+    M = A.shape[0]
+    for i in prange(-(-M // PRODUCT_ROWS)):
+        i0 = i * PRODUCT_ROWS
+        i1 = min(M, i0 + PRODUCT_ROWS)
+        gemm(A[i0:i1], Wk, C[i0:i1])
+        if has_bias:
+            for r in range(i0, i1):
+                c = C[r]
+                for j in range(c.shape[0]):
+                    c[j] += bias[j]
 
 
 # --- one LSTM cell step (rnnkit.LSTMCell): both products and the gates in one call ----------------
