@@ -288,12 +288,11 @@ def part_width(edges):
 
 
 @_inline
-def keep_units(t, b, j0, j1, keep, h_prev, c, h_prevs, c_prevs, has_c):
-    """Keep row b's state on units [j0, j1) for backward: h_prev, and c_prev for the LSTM."""
+def keep_state(t, b, keep, h_prev, c, h_prevs, c_prevs, has_c):
     if keep:
-        h_prevs[t, b, j0:j1] = h_prev[b, j0:j1]
+        h_prevs[t, b] = h_prev[b]
         if has_c:
-            c_prevs[t, b, j0:j1] = c[b, j0:j1]
+            c_prevs[t, b] = c[b]
 
 
 @_inline
@@ -306,36 +305,23 @@ def gate_blocks(a, m, G):
 
 
 @_inline
-def aligned_empty(shape, dtype):
-    """np.empty on a 64-byte boundary (a cache line): parts writing side by side share no line."""
-    n = 1
-    for d in shape:
-        n *= d
-    flat = np.empty(n + 64, dtype)
-    skip = (-flat.ctypes.data) % 64 // flat.itemsize
-    return flat[skip:skip + n].reshape(shape)
-
-
-@_inline
 def forward_scratch(Wk, h):
     """Each part's product (P, B, NP * V), and the two state buffers (2, B, H), the first holding h0."""
-    hps = aligned_empty((Wk.shape[0], h.shape[0], Wk.shape[1] * Wk.shape[3]), h.dtype)
-    hs = aligned_empty((2,) + h.shape, h.dtype)
+    hps = np.empty((Wk.shape[0], h.shape[0], Wk.shape[1] * Wk.shape[3]), h.dtype)
+    hs = np.empty((2,) + h.shape, h.dtype)
     hs[0] = h
     return hps, hs
 
 
 @_inline
-def pass_units(b, j0, j1, a, G, saved_, o_, h_prev, h_next):
-    """A padded row b on units [j0, j1) in forward: its G gates in a and its other saved values
-    saved_ are zero, its output o_ is zero, and its state passes through unchanged."""
+def pass_state(b, a, saved_, o_, h_prev, h_next):
+    """A padded row b in forward: its gates a and its other saved values saved_ are zero, its output
+    o_ is zero, and its state passes through unchanged."""
     zero = a.dtype.type(0)
-    H = h_prev.shape[1]
-    for g in range(G):
-        a[g * H + j0:g * H + j1] = zero
-    saved_[j0:j1] = zero
-    o_[j0:j1] = zero
-    h_next[b, j0:j1] = h_prev[b, j0:j1]
+    a[:] = zero
+    saved_[:] = zero
+    o_[:] = zero
+    h_next[b] = h_prev[b]
 
 
 @_inline
@@ -412,33 +398,36 @@ def next_task(sync, k):
 # --- RNN: h = f(xp + h_prev @ W_hh.T + b_hh), f = tanh (relu=False) or relu ----------------------
 
 @_inline
-def rnn_forward_units(q, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps):
-    zero = xp.dtype.type(0)
-    j0, j1 = units(edges, q)
-    n, bias = j1 - j0, bp[q]
-    for b in range(h_prev.shape[0]):
-        keep_units(t, b, j0, j1, keep, h_prev, h_prev, h_prevs, h_prevs, False)
+def rnn_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps):
+    P, zero = hps.shape[0], xp.dtype.type(0)
+    b0, b1 = rows(p, P, h_prev.shape[0])
+    for b in range(b0, b1):
+        keep_state(t, b, keep, h_prev, h_prev, h_prevs, h_prevs, False)
         a, o_ = xp[t, b], out[t, b]
         if t >= lengths[b]:
-            pass_units(b, j0, j1, a, 1, o_, o_, h_prev, h_next)
+            pass_state(b, a, o_, o_, h_prev, h_next)
             continue
-        a_, hp_, oq, hn_ = a[j0:j1], hps[q, b], o_[j0:j1], h_next[b, j0:j1]
-        if relu:
-            for k in range(n):
-                a_[k] = max(a_[k] + hp_[k] + bias[k], zero)
-        else:
-            for k in range(n):
-                a_[k] = tanh(a_[k] + hp_[k] + bias[k])
-        for k in range(n):
-            oq[k] = a_[k]
-            hn_[k] = a_[k]
+        for q in range(P):
+            j0, j1 = units(edges, q)
+            a_, hp_, bias = a[j0:j1], hps[q, b], bp[q]
+            if relu:
+                for k in range(j1 - j0):
+                    a_[k] = max(a_[k] + hp_[k] + bias[k], zero)
+            else:
+                for k in range(j1 - j0):
+                    a_[k] = tanh(a_[k] + hp_[k] + bias[k])
+        o_[:] = a
+        h_next[b] = a
 
 
 @_inline
-def rnn_forward_task(s, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps):
-    product_part(q, hs[s % 2], Wk, hps)
-    rnn_forward_units(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep,
-                      out, h_prevs, hps)
+def rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps):
+    s = k // 2
+    if k % 2 == 0:
+        product_part(q, hs[s % 2], Wk, hps)
+    else:
+        rnn_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep,
+                         out, h_prevs, hps)
 
 
 @_twins
@@ -447,11 +436,11 @@ def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs
     T = xp.shape[0]
     hps, hs = forward_scratch(Wk, h)
     for p in prange(Wk.shape[0]):
-        for s in range(T):
-            q = first_task(sync, s, p)
+        for k in range(2 * T):
+            q = first_task(sync, k, p)
             while q >= 0:
-                rnn_forward_task(s, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
-                q = next_task(sync, s)
+                rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
+                q = next_task(sync, k)
     h[:] = hs[T % 2]
 
 
@@ -500,42 +489,47 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sync):
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
 
 @_inline
-def lstm_forward_units(q, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps):
-    H, m = h_prev.shape[1], part_width(edges)
-    j0, j1 = units(edges, q)
-    n = j1 - j0
-    bi, bf, bg, bo = gate_blocks(bp[q], m, 4)
-    for b in range(h_prev.shape[0]):
-        keep_units(t, b, j0, j1, keep, h_prev, c, h_prevs, c_prevs, True)
+def lstm_forward_rows(p, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps):
+    P, H, m = hps.shape[0], h_prev.shape[1], part_width(edges)
+    b0, b1 = rows(p, P, h_prev.shape[0])
+    for b in range(b0, b1):
+        keep_state(t, b, keep, h_prev, c, h_prevs, c_prevs, True)
         a, tcb, o_ = xp[t, b], tcs[t if keep else 0, b], out[t, b]
         if t >= lengths[b]:
-            pass_units(b, j0, j1, a, 4, tcb, o_, h_prev, h_next)      # i, f, g, o and tanh(c)
+            pass_state(b, a, tcb, o_, h_prev, h_next)                  # i, f, g, o and tanh(c)
             continue
-        ai, af, ag, ao = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
-        hi, hf, hg, ho = gate_blocks(hps[q, b], m, 4)
-        c_, tc_, oq, hn_ = c[b, j0:j1], tcb[j0:j1], o_[j0:j1], h_next[b, j0:j1]
-        for k in range(n):
-            ai[k] = sigmoid(ai[k] + hi[k] + bi[k])
-        for k in range(n):
-            af[k] = sigmoid(af[k] + hf[k] + bf[k])
-        for k in range(n):
-            ag[k] = tanh(ag[k] + hg[k] + bg[k])
-        for k in range(n):
-            ao[k] = sigmoid(ao[k] + ho[k] + bo[k])
-        for k in range(n):
-            c_[k] = af[k] * c_[k] + ai[k] * ag[k]                     # c = f c_prev + i g
-        for k in range(n):
-            tc_[k] = tanh(c_[k])
-        for k in range(n):
-            oq[k] = ao[k] * tc_[k]                                   # h = o tanh(c)
-            hn_[k] = oq[k]
+        for q in range(P):
+            j0, j1 = units(edges, q)
+            n = j1 - j0
+            ai, af, ag, ao = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
+            hi, hf, hg, ho = gate_blocks(hps[q, b], m, 4)
+            bi, bf, bg, bo = gate_blocks(bp[q], m, 4)
+            c_, tc_, oq = c[b, j0:j1], tcb[j0:j1], o_[j0:j1]
+            for k in range(n):
+                ai[k] = sigmoid(ai[k] + hi[k] + bi[k])
+            for k in range(n):
+                af[k] = sigmoid(af[k] + hf[k] + bf[k])
+            for k in range(n):
+                ag[k] = tanh(ag[k] + hg[k] + bg[k])
+            for k in range(n):
+                ao[k] = sigmoid(ao[k] + ho[k] + bo[k])
+            for k in range(n):
+                c_[k] = af[k] * c_[k] + ai[k] * ag[k]                 # c = f c_prev + i g
+            for k in range(n):
+                tc_[k] = tanh(c_[k])
+            for k in range(n):
+                oq[k] = ao[k] * tc_[k]                               # h = o tanh(c)
+        h_next[b] = o_
 
 
 @_inline
-def lstm_forward_task(s, q, T, reverse, xp, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps):
-    product_part(q, hs[s % 2], Wk, hps)
-    lstm_forward_units(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out,
-                       h_prevs, c_prevs, tcs, hps)
+def lstm_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps):
+    s = k // 2
+    if k % 2 == 0:
+        product_part(q, hs[s % 2], Wk, hps)
+    else:
+        lstm_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out,
+                          h_prevs, c_prevs, tcs, hps)
 
 
 @_twins
@@ -545,12 +539,12 @@ def lstm_forward(xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, 
     T = xp.shape[0]
     hps, hs = forward_scratch(Wk, h)
     for p in prange(Wk.shape[0]):
-        for s in range(T):
-            q = first_task(sync, s, p)
+        for k in range(2 * T):
+            q = first_task(sync, k, p)
             while q >= 0:
-                lstm_forward_task(s, q, T, reverse, xp, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs,
+                lstm_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs,
                                   tcs, hps)
-                q = next_task(sync, s)
+                q = next_task(sync, k)
     h[:] = hs[T % 2]
 
 
@@ -604,38 +598,43 @@ def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse
 # --- GRU: saved = [r, z, n] over xp, hp_n beside --------------------------------------------------
 
 @_inline
-def gru_forward_units(q, t, xp, bp, edges, h_prev, h_next, lengths, keep, out, h_prevs, hp_ns, hps):
-    H, m = h_prev.shape[1], part_width(edges)
-    j0, j1 = units(edges, q)
-    n = j1 - j0
-    br, bz, bn = gate_blocks(bp[q], m, 3)
-    for b in range(h_prev.shape[0]):
-        keep_units(t, b, j0, j1, keep, h_prev, h_prev, h_prevs, h_prevs, False)
+def gru_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, keep, out, h_prevs, hp_ns, hps):
+    P, H, m = hps.shape[0], h_prev.shape[1], part_width(edges)
+    b0, b1 = rows(p, P, h_prev.shape[0])
+    for b in range(b0, b1):
+        keep_state(t, b, keep, h_prev, h_prev, h_prevs, h_prevs, False)
         a, hpnb, o_ = xp[t, b], hp_ns[t if keep else 0, b], out[t, b]
         if t >= lengths[b]:
-            pass_units(b, j0, j1, a, 3, hpnb, o_, h_prev, h_next)     # r, z, n and hp_n
+            pass_state(b, a, hpnb, o_, h_prev, h_next)                 # r, z, n and hp_n
             continue
-        ar, az, an = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1]
-        hr, hz, hn = gate_blocks(hps[q, b], m, 3)
-        hpn_, hprev_, oq, hn_ = hpnb[j0:j1], h_prev[b, j0:j1], o_[j0:j1], h_next[b, j0:j1]
-        for k in range(n):
-            ar[k] = sigmoid(ar[k] + hr[k] + br[k])
-        for k in range(n):
-            az[k] = sigmoid(az[k] + hz[k] + bz[k])
-        for k in range(n):
-            hpn_[k] = hn[k] + bn[k]
-        for k in range(n):
-            an[k] = tanh(an[k] + ar[k] * hpn_[k])                    # n = tanh(xp_n + r hp_n)
-        for k in range(n):
-            oq[k] = an[k] + az[k] * (hprev_[k] - an[k])              # h = n + z (h_prev - n)
-            hn_[k] = oq[k]
+        for q in range(P):
+            j0, j1 = units(edges, q)
+            n = j1 - j0
+            ar, az, an = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1]
+            hr, hz, hn = gate_blocks(hps[q, b], m, 3)
+            br, bz, bn = gate_blocks(bp[q], m, 3)
+            hpn_, hprev_, oq = hpnb[j0:j1], h_prev[b, j0:j1], o_[j0:j1]
+            for k in range(n):
+                ar[k] = sigmoid(ar[k] + hr[k] + br[k])
+            for k in range(n):
+                az[k] = sigmoid(az[k] + hz[k] + bz[k])
+            for k in range(n):
+                hpn_[k] = hn[k] + bn[k]
+            for k in range(n):
+                an[k] = tanh(an[k] + ar[k] * hpn_[k])                # n = tanh(xp_n + r hp_n)
+            for k in range(n):
+                oq[k] = an[k] + az[k] * (hprev_[k] - an[k])          # h = n + z (h_prev - n)
+        h_next[b] = o_
 
 
 @_inline
-def gru_forward_task(s, q, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps):
-    product_part(q, hs[s % 2], Wk, hps)
-    gru_forward_units(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out,
-                      h_prevs, hp_ns, hps)
+def gru_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps):
+    s = k // 2
+    if k % 2 == 0:
+        product_part(q, hs[s % 2], Wk, hps)
+    else:
+        gru_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out,
+                         h_prevs, hp_ns, hps)
 
 
 @_twins
@@ -645,11 +644,11 @@ def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_n
     T = xp.shape[0]
     hps, hs = forward_scratch(Wk, h)
     for p in prange(Wk.shape[0]):
-        for s in range(T):
-            q = first_task(sync, s, p)
+        for k in range(2 * T):
+            q = first_task(sync, k, p)
             while q >= 0:
-                gru_forward_task(s, q, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps)
-                q = next_task(sync, s)
+                gru_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps)
+                q = next_task(sync, k)
     h[:] = hs[T % 2]
 
 
