@@ -98,7 +98,7 @@ def main(argv=None):
         for sub in os.listdir(root):
             git("worktree", "remove", "--force", os.path.join(root, sub))
         shutil.rmtree(root, ignore_errors=True)
-    print(f"reproduce: python bench/compare.py {args.base} {args.new} --modes {args.modes} --sizes "
+    print(f"reproduce: python bench/compare.py {base[:7]} {new[:7]} --modes {args.modes} --sizes "
           + " ".join(",".join(map(str, s)) for s in args.sizes) + f" --rounds {args.rounds} --repeats {args.repeats}")
 
 
