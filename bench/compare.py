@@ -12,7 +12,6 @@ rounds' ratios BASE/NEW, so above 1 means NEW is faster.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -32,10 +31,11 @@ def git(*args):
     return done.stdout.strip()
 
 
-def checkout(rev, tree):
-    """A worktree of rev at tree; its rnnkit is what a worker with it on the path imports."""
+def checkout(rev, root, name):
+    """A worktree of rev at root/name; its rnnkit is what a worker with it on the path imports
+    (run from root: a worker's own folder comes first on its path)."""
     sha = git("rev-parse", "--verify", f"{rev}^{{commit}}")
-    root = os.path.dirname(tree)
+    tree = os.path.join(root, name)
     git("worktree", "add", "--detach", tree, sha)
     env = dict(os.environ, PYTHONPATH=tree)
     found = subprocess.run([sys.executable, "-c", "import rnnkit; print(rnnkit.__file__)"], env=env, cwd=root,
@@ -43,14 +43,6 @@ def checkout(rev, tree):
     if not found.startswith(tree):
         raise SystemExit(f"revision {rev}: its worktree's rnnkit is not the one imported ({found})")
     return sha, env
-
-
-def time_once(env, root, mode, size, repeats):
-    cmd = [sys.executable, os.path.join(HERE, "speed.py"), "--worker", "rnnkit", mode, *map(str, size), str(repeats)]
-    done = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"worker {' '.join(cmd[2:])} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def size_arg(text):
@@ -65,20 +57,16 @@ def main(argv=None):
     p.add_argument("base", help="a git revision: the reference")
     p.add_argument("new", nargs="?", default="HEAD", help="a git revision to compare with it (default HEAD)")
     p.add_argument("--modes", default="LSTM", help="comma-separated subset of RNN,LSTM,GRU (default LSTM)")
-    p.add_argument("--sizes", nargs="+", type=size_arg, default=speed.GRID, help="T,B,I,H each (default: speed.py's grid)")
+    p.add_argument("--sizes", nargs="+", type=size_arg, default=speed.GRID,
+                   help="T,B,I,H each (default: speed.py's grid)")
     p.add_argument("--rounds", type=int, default=6, help="turns each revision takes per configuration (default 6)")
     p.add_argument("--repeats", type=int, default=7, help="timed runs per measurement (default 7)")
     args = p.parse_args(argv)
-    for name, value in (("--rounds", args.rounds), ("--repeats", args.repeats)):
-        if value < 1:
-            raise SystemExit(f"{name} must be a positive integer, got {value}")
-    modes = [m.strip().upper() for m in args.modes.split(",")]
-    if any(m not in speed.MODES for m in modes):
-        raise SystemExit(f"--modes must be a subset of {','.join(speed.MODES)}, got {args.modes!r}")
+    speed.require_positive(("--rounds", args.rounds), ("--repeats", args.repeats))
+    modes = speed.parse_modes(args.modes)
     root = tempfile.mkdtemp(prefix="rnnkit-compare-")
     try:
-        (base, base_env), (new, new_env) = (checkout(rev, os.path.join(root, name))
-                                            for rev, name in ((args.base, "base"), (args.new, "new")))
+        (base, base_env), (new, new_env) = checkout(args.base, root, "base"), checkout(args.new, root, "new")
         print(f"base {base[:12]} / new {new[:12]}: medians of {args.repeats} runs, {args.rounds} rounds in turns;"
               f" ratio base/new (> 1: new is faster)")
         for mode in modes:
@@ -87,7 +75,7 @@ def main(argv=None):
                 for r in range(args.rounds):                          # who goes first alternates
                     order = [("base", base_env), ("new", new_env)][::1 if r % 2 == 0 else -1]
                     for name, env in order:
-                        runs[name].append(time_once(env, root, mode, size, args.repeats))
+                        runs[name].append(speed.spawn("rnnkit", mode, *size, args.repeats, env=env, cwd=root))
                 for key in ("train", "infer"):
                     b, n = [run[key] * 1e3 for run in runs["base"]], [run[key] * 1e3 for run in runs["new"]]
                     ratios = [x / y for x, y in zip(b, n)]

@@ -173,9 +173,10 @@ def matmul_worker(repeats, n=2048):
 
 # --- the driver -----------------------------------------------------------------------------------
 
-def spawn(*args):
+def spawn(*args, env=None, cwd=None):
+    """One worker in a fresh process (env and cwd: its environment and folder, else this one's)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", *map(str, args)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"worker {' '.join(map(str, args))} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -188,6 +189,21 @@ def alternate(rounds, *config):
         for lib in results:
             results[lib].append(spawn(lib, *config))
     return [{key: statistics.median(r[key] for r in runs) for key in runs[0]} for runs in results.values()]
+
+
+def require_positive(*options):
+    """(name, value) pairs of command-line counts: a one-line exit at the first below 1."""
+    for name, value in options:
+        if value < 1:
+            raise SystemExit(f"{name} must be a positive integer, got {value}")
+
+
+def parse_modes(text):
+    """--modes, a comma-separated subset of MODES, as a list; a one-line exit otherwise."""
+    modes = [m.strip().upper() for m in text.split(",")]
+    if any(m not in MODES for m in modes):
+        raise SystemExit(f"--modes must be a subset of {','.join(MODES)}, got {text!r}")
+    return modes
 
 
 def forward_flops(mode, T, B, I, H):
@@ -217,13 +233,8 @@ def main(argv=None):
 
     repeats = args.repeats or (3 if args.quick else 5)
     rounds = args.rounds or (1 if args.quick else 3)
-    for name, value in (("--repeats", repeats), ("--rounds", rounds)):
-        if value < 1:
-            raise SystemExit(f"{name} must be a positive integer, got {value}")
-    modes = [m.strip().upper() for m in args.modes.split(",")]
-    bad = [m for m in modes if m not in MODES]
-    if bad:
-        raise SystemExit(f"--modes must be a subset of {','.join(MODES)}, got {args.modes!r}")
+    require_positive(("--repeats", repeats), ("--rounds", rounds))
+    modes = parse_modes(args.modes)
     grid = QUICK_GRID if args.quick else GRID
     import numpy as np
     import torch
