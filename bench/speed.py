@@ -231,8 +231,8 @@ def main(argv=None):
         mode, *nums = rest
         return worker(kind, mode, *map(int, nums))
 
-    repeats = args.repeats or (3 if args.quick else 5)
-    rounds = args.rounds or (1 if args.quick else 3)
+    repeats = args.repeats if args.repeats is not None else (3 if args.quick else 5)
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
     require_positive(("--repeats", repeats), ("--rounds", rounds))
     modes = parse_modes(args.modes)
     grid = QUICK_GRID if args.quick else GRID
