@@ -138,23 +138,31 @@ def backward_layout(GH, H, P):
     return _read_only(edges, packed.columns(unit, real))
 
 
-def weights_buffer(W_hh, P, ws=FRESH):
-    """A flat scratch array from ws that holds W_hh packed either way, forward or backward, in P parts."""
+def weights_buffer(W_hh, P, ws=FRESH, I=0):
+    """A flat scratch array from ws that holds W_hh packed either way, forward (below I rows of
+    W_ih, where the step's product takes the input too) or backward, in P parts."""
     GH, H = W_hh.shape
-    size = max(np.prod(packed.packed_shape(P, H, forward_layout(GH, H, P)[1].shape[1])),
+    size = max(np.prod(packed.packed_shape(P, I + H, forward_layout(GH, H, P)[1].shape[1])),
                np.prod(packed.packed_shape(P, GH, backward_layout(GH, H, P)[1].shape[1])))
     return ws.empty((int(size),), W_hh.dtype)
 
 
-def forward_weights(W_hh, b_hh, P, buffer):
+def forward_weights(W_hh, b_hh, P, buffer, W_ih=None, b_ih=None):
     """edges, Wk and bp: each part's gate rows of W_hh, its m units per gate side by side (zero
     rows where a part has fewer), transposed and packed for rnnkit.gemm into Wk (P, NP, H, V) in
-    buffer, for hp = h_prev @ W_hh[rows].T; and the same rows of b_hh in bp (P, G*m)."""
+    buffer, for hp = h_prev @ W_hh[rows].T; and the same rows of b_hh in bp (P, G*m).
+    With W_ih (GH, I), the step's product takes the input too: Wk (P, NP, I + H, V) packs the
+    same rows of [W_ih, W_hh].T, for hp = [x, h_prev] @ [W_ih, W_hh][rows].T, and bp adds b_ih."""
     GH, H = W_hh.shape
+    I = 0 if W_ih is None else W_ih.shape[1]
     edges, cols, rows, real = forward_layout(GH, H, P)
-    shape = packed.packed_shape(P, H, cols.shape[1])
+    shape = packed.packed_shape(P, I + H, cols.shape[1])
     Wk = buffer[:int(np.prod(shape))].reshape(shape)
-    packed.pack[P](W_hh.T, cols, Wk)
+    if I:
+        packed.pack[P](W_ih.T, cols, Wk[:, :, :I])
+        if b_ih is not None:
+            b_hh = b_hh + b_ih
+    packed.pack[P](W_hh.T, cols, Wk[:, :, I:])
     return edges, Wk, np.where(real, b_hh[rows], 0)
 
 
@@ -305,12 +313,28 @@ def gate_blocks(a, m, G):
 
 
 @_inline
-def forward_scratch(Wk, h):
-    """Each part's product (P, B, NP * V), and the two state buffers (2, B, H), the first holding h0."""
+def forward_scratch(Wk, h, x, t0):
+    """Each part's product (P, B, NP * V); the two step inputs (2, B, I + H), [x_t, h_prev] where
+    the product takes the input too (x (T, B, I)), h_prev alone where I = 0, the first holding x
+    at step t0 and h0; and a row of m zeros, the gates' recurrent term when it is in the input's."""
+    I = x.shape[2]
     hps = np.empty((Wk.shape[0], h.shape[0], Wk.shape[1] * Wk.shape[3]), h.dtype)
-    hs = np.empty((2,) + h.shape, h.dtype)
-    hs[0] = h
-    return hps, hs
+    hs = np.empty((2, h.shape[0], I + h.shape[1]), h.dtype)
+    hs[0, :, I:] = h
+    if I:
+        hs[0, :, :I] = x[t0]
+    return hps, hs, np.zeros(hps.shape[2], h.dtype)
+
+
+@_inline
+def feed(p, P, s, T, reverse, x, A_next):
+    """Part p's batch rows of x at step s + 1 into the next step's input, where the product takes it."""
+    I = x.shape[2]
+    if I and s + 1 < T:
+        t = order(s + 1, T, reverse)
+        b0, b1 = rows(p, P, A_next.shape[0])
+        for b in range(b0, b1):
+            A_next[b, :I] = x[t, b]
 
 
 @_inline
@@ -398,50 +422,58 @@ def next_task(sync, k):
 # --- RNN: h = f(xp + h_prev @ W_hh.T + b_hh), f = tanh (relu=False) or relu ----------------------
 
 @_inline
-def rnn_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps):
+def rnn_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps, zeros, fused):
     P, zero = hps.shape[0], xp.dtype.type(0)
     b0, b1 = rows(p, P, h_prev.shape[0])
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, h_prev, h_prevs, h_prevs, False)
-        a, o_ = xp[t, b], out[t, b]
+        a, o_ = xp[0 if fused else t, b], out[t, b]
         if t >= lengths[b]:
             pass_state(b, a, o_, o_, h_prev, h_next)
             continue
         for q in range(P):
             j0, j1 = units(edges, q)
-            a_, hp_, bias = a[j0:j1], hps[q, b], bp[q]
+            if fused:                                                # hps holds the input's term too
+                a_, hp_ = hps[q, b, :j1 - j0], zeros
+            else:
+                a_, hp_ = a[j0:j1], hps[q, b]
+            bias = bp[q]
             if relu:
                 for k in range(j1 - j0):
                     a_[k] = max(a_[k] + hp_[k] + bias[k], zero)
             else:
                 for k in range(j1 - j0):
                     a_[k] = tanh(a_[k] + hp_[k] + bias[k])
-        o_[:] = a
-        h_next[b] = a
+            o_[j0:j1] = a_
+        h_next[b] = o_
 
 
 @_inline
-def rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps):
-    s = k // 2
+def rnn_forward_task(k, q, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, zeros):
+    s, I = k // 2, x.shape[2]
     if k % 2 == 0:
         product_part(q, hs[s % 2], Wk, hps)
     else:
-        rnn_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep,
-                         out, h_prevs, hps)
+        rnn_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2, :, I:], hs[(s + 1) % 2, :, I:], lengths,
+                         relu, keep, out, h_prevs, hps, zeros, I > 0)
+        feed(q, Wk.shape[0], s, T, reverse, x, hs[(s + 1) % 2])
 
 
 @_twins
-def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync):
-    """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out."""
-    T = xp.shape[0]
-    hps, hs = forward_scratch(Wk, h)
+def rnn_forward(xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync):
+    """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out. x (T, B, I): the
+    input, where Wk packs W_ih too (rnnkit.kernels.forward_weights; inference only, xp then a
+    scratch of one step), else (T, B, 0)."""
+    T, I = out.shape[0], x.shape[2]
+    hps, hs, zeros = forward_scratch(Wk, h, x, order(0, T, reverse))
     for p in prange(Wk.shape[0]):
         for k in range(2 * T):
             q = first_task(sync, k, p)
             while q >= 0:
-                rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
+                rnn_forward_task(k, q, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps,
+                                 zeros)
                 q = next_task(sync, k)
-    h[:] = hs[T % 2]
+    h[:] = hs[T % 2, :, I:]
 
 
 @_inline
@@ -489,20 +521,25 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sync):
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
 
 @_inline
-def lstm_forward_rows(p, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps):
+def lstm_forward_rows(p, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps, zeros,
+                      fused):
     P, H, m = hps.shape[0], h_prev.shape[1], part_width(edges)
     b0, b1 = rows(p, P, h_prev.shape[0])
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, c, h_prevs, c_prevs, True)
-        a, tcb, o_ = xp[t, b], tcs[t if keep else 0, b], out[t, b]
+        a, tcb, o_ = xp[0 if fused else t, b], tcs[t if keep else 0, b], out[t, b]
         if t >= lengths[b]:
             pass_state(b, a, tcb, o_, h_prev, h_next)                  # i, f, g, o and tanh(c)
             continue
         for q in range(P):
             j0, j1 = units(edges, q)
             n = j1 - j0
-            ai, af, ag, ao = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
-            hi, hf, hg, ho = gate_blocks(hps[q, b], m, 4)
+            if fused:                                                # hps holds the input's term too
+                ai, af, ag, ao = gate_blocks(hps[q, b], m, 4)
+                hi = hf = hg = ho = zeros
+            else:
+                ai, af, ag, ao = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
+                hi, hf, hg, ho = gate_blocks(hps[q, b], m, 4)
             bi, bf, bg, bo = gate_blocks(bp[q], m, 4)
             c_, tc_, oq = c[b, j0:j1], tcb[j0:j1], o_[j0:j1]
             for k in range(n):
@@ -523,29 +560,31 @@ def lstm_forward_rows(p, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out
 
 
 @_inline
-def lstm_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps):
-    s = k // 2
+def lstm_forward_task(k, q, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps,
+                      zeros):
+    s, I = k // 2, x.shape[2]
     if k % 2 == 0:
         product_part(q, hs[s % 2], Wk, hps)
     else:
-        lstm_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out,
-                          h_prevs, c_prevs, tcs, hps)
+        lstm_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2, :, I:], hs[(s + 1) % 2, :, I:], c, lengths,
+                          keep, out, h_prevs, c_prevs, tcs, hps, zeros, I > 0)
+        feed(q, Wk.shape[0], s, T, reverse, x, hs[(s + 1) % 2])
 
 
 @_twins
-def lstm_forward(xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs, sync):
+def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs, sync):
     """xp (T, B, 4H) becomes [i, f, g, o]; h, c (B, H) are h0, c0 in and h_n, c_n out.
-    tcs holds tanh(c) per step, or has one step (scratch) when keep is False."""
-    T = xp.shape[0]
-    hps, hs = forward_scratch(Wk, h)
+    tcs holds tanh(c) per step, or has one step (scratch) when keep is False. x: as in rnn_forward."""
+    T, I = out.shape[0], x.shape[2]
+    hps, hs, zeros = forward_scratch(Wk, h, x, order(0, T, reverse))
     for p in prange(Wk.shape[0]):
         for k in range(2 * T):
             q = first_task(sync, k, p)
             while q >= 0:
-                lstm_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs,
-                                  tcs, hps)
+                lstm_forward_task(k, q, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs,
+                                  tcs, hps, zeros)
                 q = next_task(sync, k)
-    h[:] = hs[T % 2]
+    h[:] = hs[T % 2, :, I:]
 
 
 @_inline
@@ -642,7 +681,7 @@ def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_n
     """xp (T, B, 3H) becomes [r, z, n]; h (B, H) is h0 in, h_n out.
     hp_ns holds W_hn h_prev + b_hn per step, or has one step (scratch) when keep is False."""
     T = xp.shape[0]
-    hps, hs = forward_scratch(Wk, h)
+    hps, hs, _ = forward_scratch(Wk, h, xp[:, :, :0], 0)
     for p in prange(Wk.shape[0]):
         for k in range(2 * T):
             q = first_task(sync, k, p)

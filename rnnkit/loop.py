@@ -109,11 +109,26 @@ def lengths_of(mask, T, B):
     return np.full(B, T, np.int64) if mask is None else mask[:, :, 0].sum(0).astype(np.int64)
 
 
-def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws):
-    T, B, GH = xp.shape
-    H, dt = h0.shape[1], xp.dtype
-    xp = np.ascontiguousarray(xp)
+def takes_input(step, keep):
+    """Whether fused_forward can fold the input projection into each step's product (inference with
+    the compiled RNN or LSTM: GRU's n gate needs its input and recurrent terms apart)."""
+    return kernels.ENABLED and not keep and type(step) in (RNNStep, LSTMStep)
+
+
+def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=None, W_ih=None, b_ih=None):
+    """With x (T, B, I), W_ih and b_ih instead of xp (None), where takes_input: each step's product
+    is [x_t, h_prev] @ [W_ih, W_hh].T, and no projection of all steps is made."""
+    H, dt = h0.shape[1], h0.dtype
     W_hh = np.ascontiguousarray(W_hh)
+    GH = W_hh.shape[0]
+    if x is None:
+        T, B, _ = xp.shape
+        xp = np.ascontiguousarray(xp)
+        x = np.empty((T, B, 0), dt)
+    else:
+        T, B, _ = x.shape
+        xp = ws.empty((1, B, GH), dt)                  # scratch: the gates live in the step's product
+        x, W_ih = np.ascontiguousarray(x), np.ascontiguousarray(W_ih)
     b_hh = np.zeros(GH, dt) if b_hh is None else np.ascontiguousarray(b_hh)
     lengths = lengths_of(mask, T, B)
     h = h0.copy()                                      # the kernels update the state in place
@@ -123,18 +138,19 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws):
     h_prevs = ws.empty(kept, dt)
     scratch = (T if keep else 1, B, H)                 # tanh(c) or hp_n: a one-step scratch without keep
     c_prevs = extra = None
-    buffer = kernels.weights_buffer(W_hh, P, ws)
-    edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, P, buffer)
+    buffer = kernels.weights_buffer(W_hh, P, ws, x.shape[2])
+    edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, P, buffer, W_ih, b_ih)
     sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):
         c_prevs, extra = ws.empty(kept, dt), ws.empty(scratch, dt)
-        kernels.lstm_forward[P](xp, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra, sync)
+        kernels.lstm_forward[P](xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra,
+                                sync)
     elif isinstance(step, GRUStep):
         extra = ws.empty(scratch, dt)
         kernels.gru_forward[P](xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra, sync)
     else:
         relu = step.nonlinearity == "relu"
-        kernels.rnn_forward[P](xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync)
+        kernels.rnn_forward[P](xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync)
     ws.give_back(buffer)
     if not keep:
         ws.give_back(h_prevs, c_prevs, extra)

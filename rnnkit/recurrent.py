@@ -15,7 +15,7 @@ import numpy as np
 from . import checks, kernels
 from .grad_mode import is_grad_enabled
 from .init import RECURRENT_INITS, recurrent_params
-from .loop import run_backward, run_forward
+from .loop import fused_forward, run_backward, run_forward, takes_input
 from .module import Module
 from .products import add_matmul, product
 from .steps import GRUStep, LSTMStep, RNNStep
@@ -119,13 +119,18 @@ class RNNBase(Module):
             output = np.empty((T, B, D * H), self.dtype) if D > 1 else None
             for d in range(D):
                 W_ih, W_hh, b_ih, b_hh = self._weights(layer, d)
-                xp = ws.empty((T, B, W_ih.shape[0]), self.dtype)
-                product(layer_input.reshape(T * B, -1), W_ih.T, P, xp.reshape(T * B, -1), b_ih, ws)  # all steps
                 k = layer * D + d
-                out, h_n[k], c_last, cache = run_forward(
-                    self.step, xp, W_hh, b_hh, h0[k], None if c0 is None else c0[k], mask, d == 1, keep, P, ws)
-                if cache is None or cache.saved is not xp:                 # else backward overwrites it
-                    ws.give_back(xp)
+                c0_k = None if c0 is None else c0[k]
+                if takes_input(self.step, keep):                           # the projection inside each step
+                    out, h_n[k], c_last, cache = fused_forward(
+                        self.step, None, W_hh, b_hh, h0[k], c0_k, mask, d == 1, keep, P, ws, layer_input, W_ih, b_ih)
+                else:
+                    xp = ws.empty((T, B, W_ih.shape[0]), self.dtype)
+                    product(layer_input.reshape(T * B, -1), W_ih.T, P, xp.reshape(T * B, -1), b_ih, ws)  # all steps
+                    out, h_n[k], c_last, cache = run_forward(
+                        self.step, xp, W_hh, b_hh, h0[k], c0_k, mask, d == 1, keep, P, ws)
+                    if cache is None or cache.saved is not xp:             # else backward overwrites it
+                        ws.give_back(xp)
                 if c_n is not None:
                     c_n[k] = c_last
                 if D > 1:
