@@ -427,7 +427,7 @@ def rnn_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, o
     b0, b1 = rows(p, P, h_prev.shape[0])
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, h_prev, h_prevs, h_prevs, False)
-        a, o_ = xp[0 if fused else t, b], out[t, b]
+        a, o_ = xp[t if keep or not fused else 0, b], out[t, b]
         if t >= lengths[b]:
             pass_state(b, a, o_, o_, h_prev, h_next)
             continue
@@ -445,6 +445,9 @@ def rnn_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, o
                 for k in range(j1 - j0):
                     a_[k] = tanh(a_[k] + hp_[k] + bias[k])
             o_[j0:j1] = a_
+            if fused and keep:                                       # h, where backward reads it
+                for k in range(j1 - j0):
+                    a[j0 + k] = a_[k]
         h_next[b] = o_
 
 
@@ -462,8 +465,8 @@ def rnn_forward_task(k, q, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, 
 @_twins
 def rnn_forward(xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync):
     """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out. x (T, B, I): the
-    input, where Wk packs W_ih too (rnnkit.kernels.forward_weights; inference only, xp then a
-    scratch of one step), else (T, B, 0)."""
+    input, where Wk packs W_ih too (rnnkit.kernels.forward_weights) and xp's values are not read
+    (without keep, a scratch of one step), else (T, B, 0)."""
     T, I = out.shape[0], x.shape[2]
     hps, hs, zeros = forward_scratch(Wk, h, x, order(0, T, reverse))
     for p in prange(Wk.shape[0]):
@@ -527,18 +530,19 @@ def lstm_forward_rows(p, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out
     b0, b1 = rows(p, P, h_prev.shape[0])
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, c, h_prevs, c_prevs, True)
-        a, tcb, o_ = xp[0 if fused else t, b], tcs[t if keep else 0, b], out[t, b]
+        a, tcb, o_ = xp[t if keep or not fused else 0, b], tcs[t if keep else 0, b], out[t, b]
         if t >= lengths[b]:
             pass_state(b, a, tcb, o_, h_prev, h_next)                  # i, f, g, o and tanh(c)
             continue
         for q in range(P):
             j0, j1 = units(edges, q)
             n = j1 - j0
+            xi, xf, xg, xo = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
             if fused:                                                # hps holds the input's term too
                 ai, af, ag, ao = gate_blocks(hps[q, b], m, 4)
                 hi = hf = hg = ho = zeros
             else:
-                ai, af, ag, ao = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
+                ai, af, ag, ao = xi, xf, xg, xo
                 hi, hf, hg, ho = gate_blocks(hps[q, b], m, 4)
             bi, bf, bg, bo = gate_blocks(bp[q], m, 4)
             c_, tc_, oq = c[b, j0:j1], tcb[j0:j1], o_[j0:j1]
@@ -556,6 +560,9 @@ def lstm_forward_rows(p, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out
                 tc_[k] = tanh(c_[k])
             for k in range(n):
                 oq[k] = ao[k] * tc_[k]                               # h = o tanh(c)
+            if fused and keep:                                       # the gates, where backward reads them
+                for k in range(n):
+                    xi[k], xf[k], xg[k], xo[k] = ai[k], af[k], ag[k], ao[k]
         h_next[b] = o_
 
 

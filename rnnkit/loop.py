@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import gemm as packed
 from . import kernels
 from .steps import GRUStep, LSTMStep, RNNStep
 from .workspace import FRESH
@@ -109,10 +110,12 @@ def lengths_of(mask, T, B):
     return np.full(B, T, np.int64) if mask is None else mask[:, :, 0].sum(0).astype(np.int64)
 
 
-def takes_input(step, keep):
-    """Whether fused_forward can fold the input projection into each step's product (inference with
-    the compiled RNN or LSTM: GRU's n gate needs its input and recurrent terms apart)."""
-    return kernels.ENABLED and not keep and type(step) in (RNNStep, LSTMStep)
+def takes_input(step, B):
+    """Whether fused_forward folds the input projection into each step's product: for the compiled
+    LSTM, with a batch of one tile of rows (rnnkit.gemm.R) or more. (The RNN's step product, of H
+    columns, ran slower than its projection of all steps in one product, and a batch of one runs a
+    tile of a single row; GRU's n gate needs its input and recurrent terms apart.)"""
+    return kernels.ENABLED and type(step) is LSTMStep and B >= packed.R
 
 
 def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=None, W_ih=None, b_ih=None):
@@ -127,7 +130,7 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
         x = np.empty((T, B, 0), dt)
     else:
         T, B, _ = x.shape
-        xp = ws.empty((1, B, GH), dt)                  # scratch: the gates live in the step's product
+        xp = ws.empty((T if keep else 1, B, GH), dt)   # the gates for backward, or a scratch
         x, W_ih = np.ascontiguousarray(x), np.ascontiguousarray(W_ih)
     b_hh = np.zeros(GH, dt) if b_hh is None else np.ascontiguousarray(b_hh)
     lengths = lengths_of(mask, T, B)

@@ -121,7 +121,7 @@ class RNNBase(Module):
                 W_ih, W_hh, b_ih, b_hh = self._weights(layer, d)
                 k = layer * D + d
                 c0_k = None if c0 is None else c0[k]
-                if takes_input(self.step, keep):                           # the projection inside each step
+                if takes_input(self.step, B):                           # the projection inside each step
                     out, h_n[k], c_last, cache = fused_forward(
                         self.step, None, W_hh, b_hh, h0[k], c0_k, mask, d == 1, keep, P, ws, layer_input, W_ih, b_ih)
                 else:
