@@ -595,6 +595,89 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
 
 
 @_inline
+def aligned_empty(shape, dtype):
+    """np.empty on a 64-byte boundary (a cache line): parts writing side by side share no line."""
+    n = 1
+    for d in shape:
+        n *= d
+    flat = np.empty(n + 64, dtype)
+    skip = (-flat.ctypes.data) % 64 // flat.itemsize
+    return flat[skip:skip + n].reshape(shape)
+
+
+@_inline
+def lstm_units(q, t, xp, bp, edges, h_prev, h_next, cs, lengths, keep, out, h_prevs, c_prevs, tcs, hps):
+    """Part q's units [j0, j1) of every row at step t, straight from its own share of the product
+    (which holds the input's term too); its cell state cs[q] (B, m) is its own."""
+    H, m = h_prev.shape[1], part_width(edges)
+    j0, j1 = units(edges, q)
+    n = j1 - j0
+    zero = xp.dtype.type(0)
+    bi, bf, bg, bo = gate_blocks(bp[q], m, 4)
+    for b in range(h_prev.shape[0]):
+        a, tcb, o_ = xp[t if keep else 0, b], tcs[t if keep else 0, b], out[t, b]
+        c_, tc_, oq, hn_, hp_ = cs[q, b, :n], tcb[j0:j1], o_[j0:j1], h_next[b, j0:j1], h_prev[b, j0:j1]
+        if keep:
+            h_prevs[t, b, j0:j1] = hp_
+            c_prevs[t, b, j0:j1] = c_
+        xi, xf, xg, xo = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
+        if t >= lengths[b]:
+            for k in range(n):
+                xi[k] = xf[k] = xg[k] = xo[k] = tc_[k] = oq[k] = zero
+                hn_[k] = hp_[k]
+            continue
+        ai, af, ag, ao = gate_blocks(hps[q, b], m, 4)
+        for k in range(n):
+            ai[k] = sigmoid(ai[k] + bi[k])
+        for k in range(n):
+            af[k] = sigmoid(af[k] + bf[k])
+        for k in range(n):
+            ag[k] = tanh(ag[k] + bg[k])
+        for k in range(n):
+            ao[k] = sigmoid(ao[k] + bo[k])
+        for k in range(n):
+            c_[k] = af[k] * c_[k] + ai[k] * ag[k]                     # c = f c_prev + i g
+        for k in range(n):
+            tc_[k] = tanh(c_[k])
+        for k in range(n):
+            oq[k] = ao[k] * tc_[k]                                   # h = o tanh(c)
+        for k in range(n):
+            hn_[k] = oq[k]
+        if keep:                                                     # the gates, where backward reads them
+            for k in range(n):
+                xi[k], xf[k], xg[k], xo[k] = ai[k], af[k], ag[k], ao[k]
+
+
+@_twins
+def lstm_forward_fused(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs, sync):
+    """lstm_forward with the input in each step's product (x (T, B, I), I > 0): one phase per step,
+    each part its product and then its own units' gates, for every row."""
+    T, I, P, B = out.shape[0], x.shape[2], Wk.shape[0], h.shape[0]
+    m = part_width(edges)
+    hps = aligned_empty((P, B, Wk.shape[1] * Wk.shape[3]), h.dtype)
+    hs = aligned_empty((2, B, I + h.shape[1]), h.dtype)
+    hs[0, :, I:] = h
+    hs[0, :, :I] = x[order(0, T, reverse)]
+    cs = aligned_empty((P, B, m), h.dtype)
+    for q in range(P):
+        j0, j1 = units(edges, q)
+        cs[q, :, :j1 - j0] = c[:, j0:j1]
+    for p in prange(P):
+        for s in range(T):
+            q = first_task(sync, s, p)
+            while q >= 0:
+                product_part(q, hs[s % 2], Wk, hps)
+                lstm_units(q, order(s, T, reverse), xp, bp, edges, hs[s % 2, :, I:], hs[(s + 1) % 2, :, I:], cs,
+                           lengths, keep, out, h_prevs, c_prevs, tcs, hps)
+                feed(q, P, s, T, reverse, x, hs[(s + 1) % 2])
+                q = next_task(sync, s)
+    h[:] = hs[T % 2, :, I:]
+    for q in range(P):
+        j0, j1 = units(edges, q)
+        c[:, j0:j1] = cs[q, :, :j1 - j0]
+
+
+@_inline
 def lstm_backward_rows(b0, b1, t, saved, tcs, c_prevs, dout, dh, dc, lengths):
     one = saved.dtype.type(1)
     H = dh.shape[1]
