@@ -5,6 +5,8 @@ for the recurrence (rnnkit.gemm, against W_hh packed once per call) and one pass
 with no temporaries and no Python between steps. The input projections xp = x @ W_ih.T + b_ih of
 all steps come in precomputed; forward overwrites them with the gate activations backward
 needs, and backward overwrites those with dxp, so a training step allocates each buffer once.
+The LSTM can take x itself instead: its step product is then [x_t, h_prev] @ [W_ih, W_hh].T,
+against both packed together, and it writes the gates into an xp it does not read.
 
 Lengths (B,) give packed-sequence semantics: at t >= lengths[b] row b is padding, its state
 passes through unchanged and its output is zero, in either direction (see rnnkit.loop).
@@ -422,61 +424,50 @@ def next_task(sync, k):
 # --- RNN: h = f(xp + h_prev @ W_hh.T + b_hh), f = tanh (relu=False) or relu ----------------------
 
 @_inline
-def rnn_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps, zeros, fused):
+def rnn_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps):
     P, zero = hps.shape[0], xp.dtype.type(0)
     b0, b1 = rows(p, P, h_prev.shape[0])
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, h_prev, h_prevs, h_prevs, False)
-        a, o_ = xp[t if keep or not fused else 0, b], out[t, b]
+        a, o_ = xp[t, b], out[t, b]
         if t >= lengths[b]:
             pass_state(b, a, o_, o_, h_prev, h_next)
             continue
         for q in range(P):
             j0, j1 = units(edges, q)
-            if fused:                                                # hps holds the input's term too
-                a_, hp_ = hps[q, b, :j1 - j0], zeros
-            else:
-                a_, hp_ = a[j0:j1], hps[q, b]
-            bias = bp[q]
+            a_, hp_, bias = a[j0:j1], hps[q, b], bp[q]
             if relu:
                 for k in range(j1 - j0):
                     a_[k] = max(a_[k] + hp_[k] + bias[k], zero)
             else:
                 for k in range(j1 - j0):
                     a_[k] = tanh(a_[k] + hp_[k] + bias[k])
-            o_[j0:j1] = a_
-            if fused and keep:                                       # h, where backward reads it
-                for k in range(j1 - j0):
-                    a[j0 + k] = a_[k]
-        h_next[b] = o_
+        o_[:] = a
+        h_next[b] = a
 
 
 @_inline
-def rnn_forward_task(k, q, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, zeros):
-    s, I = k // 2, x.shape[2]
+def rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps):
+    s = k // 2
     if k % 2 == 0:
         product_part(q, hs[s % 2], Wk, hps)
     else:
-        rnn_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2, :, I:], hs[(s + 1) % 2, :, I:], lengths,
-                         relu, keep, out, h_prevs, hps, zeros, I > 0)
-        feed(q, Wk.shape[0], s, T, reverse, x, hs[(s + 1) % 2])
+        rnn_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep,
+                         out, h_prevs, hps)
 
 
 @_twins
-def rnn_forward(xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync):
-    """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out. x (T, B, I): the
-    input, where Wk packs W_ih too (rnnkit.kernels.forward_weights) and xp's values are not read
-    (without keep, a scratch of one step), else (T, B, 0)."""
-    T, I = out.shape[0], x.shape[2]
-    hps, hs, zeros = forward_scratch(Wk, h, x, order(0, T, reverse))
+def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync):
+    """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out."""
+    T = xp.shape[0]
+    hps, hs, _ = forward_scratch(Wk, h, xp[:, :, :0], 0)
     for p in prange(Wk.shape[0]):
         for k in range(2 * T):
             q = first_task(sync, k, p)
             while q >= 0:
-                rnn_forward_task(k, q, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps,
-                                 zeros)
+                rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
                 q = next_task(sync, k)
-    h[:] = hs[T % 2, :, I:]
+    h[:] = hs[T % 2]
 
 
 @_inline
@@ -581,7 +572,9 @@ def lstm_forward_task(k, q, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, ke
 @_twins
 def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs, sync):
     """xp (T, B, 4H) becomes [i, f, g, o]; h, c (B, H) are h0, c0 in and h_n, c_n out.
-    tcs holds tanh(c) per step, or has one step (scratch) when keep is False. x: as in rnn_forward."""
+    tcs holds tanh(c) per step, or has one step (scratch) when keep is False. x (T, B, I): the
+    input, where Wk packs W_ih too (forward_weights) and xp is written, not read (one step of
+    scratch when keep is False); else (T, B, 0)."""
     T, I = out.shape[0], x.shape[2]
     hps, hs, zeros = forward_scratch(Wk, h, x, order(0, T, reverse))
     for p in prange(Wk.shape[0]):

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import gemm as packed
 from . import kernels
+from .products import product
 from .steps import GRUStep, LSTMStep, RNNStep
 from .workspace import FRESH
 
@@ -111,16 +112,30 @@ def lengths_of(mask, T, B):
 
 
 def takes_input(step, B):
-    """Whether fused_forward folds the input projection into each step's product: for the compiled
-    LSTM, with a batch of one tile of rows (rnnkit.gemm.R) or more. (The RNN's step product, of H
-    columns, ran slower than its projection of all steps in one product, and a batch of one runs a
-    tile of a single row; GRU's n gate needs its input and recurrent terms apart.)"""
+    """Whether the input projection goes inside each step's product (run_input): for the compiled
+    LSTM, with a batch of one tile of rows (rnnkit.gemm.R) or more. The RNN's step product, of H
+    columns, ran slower than the projection of all steps in one product, a batch of fewer rows
+    runs tiles of fewer rows, and GRU's n gate needs its input and recurrent terms apart."""
     return kernels.ENABLED and type(step) is LSTMStep and B >= packed.R
 
 
+def run_input(step, x, W_ih, b_ih, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1, ws=FRESH):
+    """run_forward from the input x (T, B, I): its projection xp = x @ W_ih.T + b_ih of all steps
+    in one product (rnnkit.products), or, where takes_input, inside each step's product: one
+    product [x_t, h_prev] @ [W_ih, W_hh].T per step, and no xp written out and read back."""
+    if takes_input(step, x.shape[1]):
+        return fused_forward(step, None, W_hh, b_hh, h0, c0, mask, reverse, keep, parts, ws, x, W_ih, b_ih)
+    T, B, I = x.shape
+    xp = ws.empty((T, B, W_ih.shape[0]), x.dtype)
+    product(x.reshape(T * B, I), W_ih.T, parts, xp.reshape(T * B, -1), b_ih, ws)
+    result = run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, parts, ws)
+    if result[3] is None or result[3].saved is not xp:         # else backward overwrites it
+        ws.give_back(xp)
+    return result
+
+
 def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=None, W_ih=None, b_ih=None):
-    """With x (T, B, I), W_ih and b_ih instead of xp (None), where takes_input: each step's product
-    is [x_t, h_prev] @ [W_ih, W_hh].T, and no projection of all steps is made."""
+    """The compiled loop, from xp; or, for the LSTM, from x (T, B, I), W_ih and b_ih, with xp None."""
     H, dt = h0.shape[1], h0.dtype
     W_hh = np.ascontiguousarray(W_hh)
     GH = W_hh.shape[0]
@@ -153,7 +168,7 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
         kernels.gru_forward[P](xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra, sync)
     else:
         relu = step.nonlinearity == "relu"
-        kernels.rnn_forward[P](xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync)
+        kernels.rnn_forward[P](xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync)
     ws.give_back(buffer)
     if not keep:
         ws.give_back(h_prevs, c_prevs, extra)

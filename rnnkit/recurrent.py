@@ -5,8 +5,9 @@
     grad_x, grad_h0 = layer.backward(grad_output, grad_h_n)  # grads in layer.grads
 
 Shapes: x (T, B, I), or (B, T, I) with batch_first; output (T, B, D*H); h_n (L*D, B, H).
-Per layer and direction, the input projection of all steps is one product, the time loop
-(rnnkit.loop) does the recurrence, and the weight gradients are one product each afterwards.
+Per layer and direction, the input projection of all steps is one product (for the compiled
+LSTM, a part of each step's product instead: rnnkit.loop.run_input), the time loop (rnnkit.loop)
+does the recurrence, and the weight gradients are one product each afterwards.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 from . import checks, kernels
 from .grad_mode import is_grad_enabled
 from .init import RECURRENT_INITS, recurrent_params
-from .loop import fused_forward, run_backward, run_forward, takes_input
+from .loop import run_backward, run_input
 from .module import Module
 from .products import add_matmul, product
 from .steps import GRUStep, LSTMStep, RNNStep
@@ -120,17 +121,9 @@ class RNNBase(Module):
             for d in range(D):
                 W_ih, W_hh, b_ih, b_hh = self._weights(layer, d)
                 k = layer * D + d
-                c0_k = None if c0 is None else c0[k]
-                if takes_input(self.step, B):                           # the projection inside each step
-                    out, h_n[k], c_last, cache = fused_forward(
-                        self.step, None, W_hh, b_hh, h0[k], c0_k, mask, d == 1, keep, P, ws, layer_input, W_ih, b_ih)
-                else:
-                    xp = ws.empty((T, B, W_ih.shape[0]), self.dtype)
-                    product(layer_input.reshape(T * B, -1), W_ih.T, P, xp.reshape(T * B, -1), b_ih, ws)  # all steps
-                    out, h_n[k], c_last, cache = run_forward(
-                        self.step, xp, W_hh, b_hh, h0[k], c0_k, mask, d == 1, keep, P, ws)
-                    if cache is None or cache.saved is not xp:             # else backward overwrites it
-                        ws.give_back(xp)
+                out, h_n[k], c_last, cache = run_input(
+                    self.step, layer_input, W_ih, b_ih, W_hh, b_hh, h0[k], None if c0 is None else c0[k], mask,
+                    d == 1, keep, P, ws)
                 if c_n is not None:
                     c_n[k] = c_last
                 if D > 1:

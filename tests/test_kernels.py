@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import kernels, products
+from rnnkit import kernels, loop, products
 from rnnkit.gradcheck import relative_error
 
 from conftest import torch_twin
@@ -80,6 +80,37 @@ def test_parts_in_threads_equal_one_part(mode, nl, B, monkeypatch):
         assert relative_error(a, b) < 1e-12
     for k in whole[4]:
         assert relative_error(split[4][k], whole[4][k]) < 1e-12, k
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_lstm_input_in_each_step_equals_projection_of_all_steps(threads, monkeypatch):
+    """The LSTM's step product that takes the input too ([x_t, h_prev] @ [W_ih, W_hh].T, for a batch
+    of R rows or more) gives what the projection of all steps followed by the loop gives, training
+    and under no_grad, on one part or three."""
+    rng = np.random.default_rng(5)
+    layer = make("LSTM", "tanh", np.float64, num_layers=2, bidirectional=True)
+    T, B = 6, 5
+    x = rng.standard_normal((T, B, 5))
+    lengths = np.array([6, 2, 5, 1, 4])
+    dy = rng.standard_normal((T, B, 14))
+    dstate = (rng.standard_normal((4, B, 7)), rng.standard_normal((4, B, 7)))
+    monkeypatch.setattr(kernels, "MIN_UNITS", 1)
+    monkeypatch.setattr(kernels, "MIN_WORK", 0)
+    monkeypatch.setattr(kernels, "THREADS", threads)
+    monkeypatch.setattr(kernels, "ADAPT", False)
+    runs = []
+    for inside in (True, False):
+        monkeypatch.setattr(loop, "takes_input", lambda step, B: inside)
+        with rnnkit.no_grad():
+            inferred = layer.forward(x, None, lengths)
+        runs.append((inferred, train_step(layer, x, lengths, dy, dstate)))
+    (inferred, inside), (inferred_apart, apart) = runs
+    for a, b in zip([inferred[0], inside[0], inside[2]] + flat(inferred[1]) + flat(inside[1]) + flat(inside[3]),
+                    [inferred_apart[0], apart[0], apart[2]] + flat(inferred_apart[1]) + flat(apart[1]) +
+                    flat(apart[3])):
+        assert relative_error(a, b) < 1e-12
+    for k in apart[4]:
+        assert relative_error(inside[4][k], apart[4][k]) < 1e-12, k
 
 
 def test_parts_follow_size_and_free_cores(monkeypatch):
