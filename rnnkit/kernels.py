@@ -140,13 +140,12 @@ def backward_layout(GH, H, P):
     return _read_only(edges, packed.columns(unit, real))
 
 
-def weights_buffer(W_hh, P, ws=FRESH, I=0):
-    """A flat scratch array from ws that holds W_hh packed either way, forward (below I rows of
-    W_ih, where the step's product takes the input too) or backward, in P parts."""
+def weights_size(W_hh, P, I=0):
+    """Values that hold W_hh packed either way, forward (below I rows of W_ih, where the step's
+    product takes the input too) or backward, in P parts."""
     GH, H = W_hh.shape
-    size = max(np.prod(packed.packed_shape(P, I + H, forward_layout(GH, H, P)[1].shape[1])),
-               np.prod(packed.packed_shape(P, GH, backward_layout(GH, H, P)[1].shape[1])))
-    return ws.empty((int(size),), W_hh.dtype)
+    return int(max(np.prod(packed.packed_shape(P, I + H, forward_layout(GH, H, P)[1].shape[1])),
+                   np.prod(packed.packed_shape(P, GH, backward_layout(GH, H, P)[1].shape[1]))))
 
 
 def forward_weights(W_hh, b_hh, P, buffer, W_ih=None, b_ih=None):

@@ -27,6 +27,7 @@ class Cache(NamedTuple):
     saved: np.ndarray            # (T, B, S*H) what the step kept; fused: the gates, over xp
     extra: np.ndarray | None     # fused only: tanh(c) for LSTM, hp_n for GRU
     fused: bool
+    weights: np.ndarray | None = None   # fused only: the packed weights' scratch, for backward's packing
 
 
 def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1, ws=FRESH):
@@ -156,7 +157,7 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
     h_prevs = ws.empty(kept, dt)
     scratch = (T if keep else 1, B, H)                 # tanh(c) or hp_n: a one-step scratch without keep
     c_prevs = extra = None
-    buffer = kernels.weights_buffer(W_hh, P, ws, x.shape[2])
+    buffer = ws.empty((kernels.weights_size(W_hh, P, x.shape[2]),), dt)
     edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, P, buffer, W_ih, b_ih)
     sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):
@@ -169,11 +170,10 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
     else:
         relu = step.nonlinearity == "relu"
         kernels.rnn_forward[P](xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync)
-    ws.give_back(buffer)
     if not keep:
-        ws.give_back(h_prevs, c_prevs, extra)
+        ws.give_back(h_prevs, c_prevs, extra, buffer)
         return out, h, c, None
-    return out, h, c, Cache(h_prevs, c_prevs, xp, extra, True)
+    return out, h, c, Cache(h_prevs, c_prevs, xp, extra, True, buffer)
 
 
 def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
@@ -185,7 +185,10 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
     dh = dh_n.copy()                                   # dh_n in, dh0 out
     dc = None if dc_n is None else dc_n.copy()
     dhp = (saved,)
-    buffer = kernels.weights_buffer(W_hh, P, ws)
+    buffer = cache.weights                             # forward's, large enough unless P has changed
+    if buffer.size < kernels.weights_size(W_hh, P):
+        ws.give_back(buffer)
+        buffer = ws.empty((kernels.weights_size(W_hh, P),), W_hh.dtype)
     edges, Wk = kernels.backward_weights(W_hh, P, buffer)
     sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):

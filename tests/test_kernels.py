@@ -113,6 +113,28 @@ def test_lstm_input_in_each_step_equals_projection_of_all_steps(threads, monkeyp
         assert relative_error(inside[4][k], apart[4][k]) < 1e-12, k
 
 
+@pytest.mark.parametrize("mode,nl", CELLS)
+def test_backward_on_more_parts_than_forward(mode, nl, monkeypatch):
+    """Backward packs W_hh into forward's scratch, or, when it runs on more parts (the cores other
+    processes leave free changed in between) and that is too small, into a larger one."""
+    rng = np.random.default_rng(6)
+    layer = make(mode, nl, np.float64)
+    x, dy = rng.standard_normal((5, 4, 5)), rng.standard_normal((5, 4, 7))
+    monkeypatch.setattr(kernels, "MIN_UNITS", 1)
+    monkeypatch.setattr(kernels, "MIN_WORK", 0)
+    monkeypatch.setattr(kernels, "ADAPT", False)
+    grads = []
+    for backward_threads in (3, 1):
+        monkeypatch.setattr(kernels, "THREADS", 1)
+        layer.zero_grad()
+        layer.forward(x)
+        monkeypatch.setattr(kernels, "THREADS", backward_threads)
+        dx, _ = layer.backward(dy)
+        grads.append([dx] + [layer.grads[k].copy() for k in sorted(layer.grads)])
+    for a, b in zip(*grads):
+        assert relative_error(a, b) < 1e-12
+
+
 def test_parts_follow_size_and_free_cores(monkeypatch):
     monkeypatch.setattr(kernels, "THREADS", 2)
     monkeypatch.setattr(kernels, "ADAPT", True)
