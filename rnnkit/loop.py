@@ -124,7 +124,7 @@ def run_input(step, x, W_ih, b_ih, W_hh, b_hh, h0, c0, mask, reverse, keep=True,
     """run_forward from the input x (T, B, I): its projection xp = x @ W_ih.T + b_ih of all steps
     in one product (rnnkit.products), or, where takes_input, inside each step's product: one
     product [x_t, h_prev] @ [W_ih, W_hh].T per step, and no xp written out and read back."""
-    if takes_input(step, x.shape[1]) and not keep:
+    if takes_input(step, x.shape[1]):
         return fused_forward(step, None, W_hh, b_hh, h0, c0, mask, reverse, keep, parts, ws, x, W_ih, b_ih)
     T, B, I = x.shape
     xp = ws.empty((T, B, W_ih.shape[0]), x.dtype)
