@@ -74,15 +74,18 @@ def packed_shape(P, K, N):
 
 
 def _tile_source(rows):
-    """Python source of tile_<rows>(A, Wk, C, i0, jp): C[i0:i0+rows, panel jp] = A[i0:i0+rows] @ panel."""
+    """Python source of tile_<rows>(X, A, Wk, C, i0, jp): C[i0:i0+rows, panel jp] = [X, A][i0:i0+rows] @
+    panel, X's columns against the panel's first rows and A's against the rest."""
     acc = [[f"c{r}_{v}" for v in range(V)] for r in range(rows)]
-    lines = [f"def tile_{rows}(A, Wk, C, i0, jp):",
-             "    zero = A.dtype.type(0)"]
+    lines = [f"def tile_{rows}(X, A, Wk, C, i0, jp):",
+             "    zero = A.dtype.type(0)",
+             "    K0 = X.shape[1]"]
     lines += [f"    {' = '.join(acc[r])} = zero" for r in range(rows)]
-    lines += ["    for k in range(A.shape[1]):",
-              "        w = Wk[jp, k]"]
-    lines += [f"        a{r} = A[i0 + {r}, k]" for r in range(rows)]
-    lines += [f"        {acc[r][v]} += a{r} * w[{v}]" for r in range(rows) for v in range(V)]
+    for source, row in (("X", "k"), ("A", "K0 + k")):
+        lines += [f"    for k in range({source}.shape[1]):",
+                  f"        w = Wk[jp, {row}]"]
+        lines += [f"        a{r} = {source}[i0 + {r}, k]" for r in range(rows)]
+        lines += [f"        {acc[r][v]} += a{r} * w[{v}]" for r in range(rows) for v in range(V)]
     for r in range(rows):
         lines.append(f"    c = C[i0 + {r}, jp * {V}:(jp + 1) * {V}]")
         lines += [f"    c[{v}] = {acc[r][v]}" for v in range(V)]
@@ -114,34 +117,36 @@ if ENABLED:
 pack = Twins(pack)
 
 
-def panel_rows(A, Wk, C, jp):
-    """C[:, jp*V:(jp+1)*V] = A @ panel jp, in tiles of R rows and one of fewer."""
+def panel_rows(X, A, Wk, C, jp):
+    """C[:, jp*V:(jp+1)*V] = [X, A] @ panel jp, in tiles of R rows and one of fewer."""
     B = A.shape[0]
     full = B - B % R
     for i0 in range(0, full, R):
-        tile_full(A, Wk, C, i0, jp)
+        tile_full(X, A, Wk, C, i0, jp)
     left = B - full
     if left == 1:
-        tile_1(A, Wk, C, full, jp)
+        tile_1(X, A, Wk, C, full, jp)
     elif left == 2:
-        tile_2(A, Wk, C, full, jp)
+        tile_2(X, A, Wk, C, full, jp)
     elif left == 3:
-        tile_3(A, Wk, C, full, jp)
+        tile_3(X, A, Wk, C, full, jp)
 
 
 if ENABLED:
     panel_rows = numba.njit(inline="always", **FAST)(panel_rows)
 
 
-def gemm(A, Wk, C):
-    """C = A @ W for A (B, K) and Wk, W packed by pack (NP, K, V); C (B, N), N <= NP * V, gets the
-    first N columns. Where N stops inside a panel, that panel goes through a scratch of V columns."""
+def gemm(X, A, Wk, C):
+    """C = [X, A] @ W for X (B, K0), A (B, K - K0) and Wk, W packed by pack (NP, K, V): X's columns
+    (none, for a plain A @ W) meet W's first K0 rows, without a copy of the two side by side.
+    C (B, N), N <= NP * V, gets the first N columns. Where N stops inside a panel, that panel goes
+    through a scratch of V columns."""
     whole = min(Wk.shape[0], C.shape[1] // V)
     for jp in range(whole):
-        panel_rows(A, Wk, C, jp)
+        panel_rows(X, A, Wk, C, jp)
     if whole < Wk.shape[0]:
         edge = np.empty((A.shape[0], V), C.dtype)
-        panel_rows(A, Wk[whole:whole + 1], edge, 0)
+        panel_rows(X, A, Wk[whole:whole + 1], edge, 0)
         C[:, whole * V:] = edge[:, :C.shape[1] - whole * V]
 
 
@@ -155,8 +160,9 @@ def compiled():
     this build."""
     global _compiled
     if _compiled is None:
-        signatures = [numba.void(numba.types.Array(t, 2, "A"), numba.types.Array(t, 3, "C"),
-                                 numba.types.Array(t, 2, "C")) for t in (numba.float32, numba.float64)]
+        signatures = [numba.void(numba.types.Array(t, 2, "A"), numba.types.Array(t, 2, "A"),
+                                 numba.types.Array(t, 3, "C"), numba.types.Array(t, 2, "C"))
+                      for t in (numba.float32, numba.float64)]
         with _straight_line_vectorizer():
             _compiled = numba.njit(signatures, cache=True, **FAST)(gemm)
     return _compiled

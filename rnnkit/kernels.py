@@ -186,13 +186,13 @@ def _fallback(*args, **kwargs):
 
 
 if ENABLED:
-    def gemm(A, Wk, C):
-        """C = A @ W with W packed: rnnkit.gemm, compiled when a kernel that calls it first compiles."""
+    def gemm(X, A, Wk, C):
+        """C = [X, A] @ W with W packed: rnnkit.gemm, compiled when a kernel that calls it first compiles."""
 
     @overload(gemm, inline="always")
-    def _gemm(A, Wk, C):
+    def _gemm(X, A, Wk, C):
         product = packed.compiled()
-        return lambda A, Wk, C: product(A, Wk, C)
+        return lambda X, A, Wk, C: product(X, A, Wk, C)
 
     jit = numba.njit(**OPTIONS)
     inline = numba.njit(inline="always", **OPTIONS)
@@ -314,28 +314,13 @@ def gate_blocks(a, m, G):
 
 
 @_inline
-def forward_scratch(Wk, h, x, t0):
-    """Each part's product (P, B, NP * V); the two step inputs (2, B, I + H), [x_t, h_prev] where
-    the product takes the input too (x (T, B, I)), h_prev alone where I = 0, the first holding x
-    at step t0 and h0; and a row of m zeros, the gates' recurrent term when it is in the input's."""
-    I = x.shape[2]
+def forward_scratch(Wk, h):
+    """Each part's product (P, B, NP * V), the two state buffers (2, B, H), the first holding h0,
+    and a row of m zeros: the gates' recurrent term where the product holds the input's too."""
     hps = np.empty((Wk.shape[0], h.shape[0], Wk.shape[1] * Wk.shape[3]), h.dtype)
-    hs = np.empty((2, h.shape[0], I + h.shape[1]), h.dtype)
-    hs[0, :, I:] = h
-    if I:
-        hs[0, :, :I] = x[t0]
+    hs = np.empty((2,) + h.shape, h.dtype)
+    hs[0] = h
     return hps, hs, np.zeros(hps.shape[2], h.dtype)
-
-
-@_inline
-def feed(p, P, s, T, reverse, x, A_next):
-    """Part p's batch rows of x at step s + 1 into the next step's input, where the product takes it."""
-    I = x.shape[2]
-    if I and s + 1 < T:
-        t = order(s + 1, T, reverse)
-        b0, b1 = rows(p, P, A_next.shape[0])
-        for b in range(b0, b1):
-            A_next[b, :I] = x[t, b]
 
 
 @_inline
@@ -350,15 +335,15 @@ def pass_state(b, a, saved_, o_, h_prev, h_next):
 
 
 @_inline
-def product_part(p, A, Wk, C):
-    """Part p's share of a step's product: C[p] = A @ (W's columns of part p)."""
-    gemm(A, Wk[p], C[p])
+def product_part(p, X, A, Wk, C):
+    """Part p's share of a step's product: C[p] = [X, A] @ (W's columns of part p); X may have no columns."""
+    gemm(X, A, Wk[p], C[p])
 
 
 @_inline
 def into_h_prev(p, j0, j1, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct):
     """dh[:, j0:j1] = dhp_t @ W_hh[:, j0:j1] (+ the direct path); padded rows keep their dh."""
-    product_part(p, dhp_t, Wk, dhs)
+    product_part(p, dhp_t[:, :0], dhp_t, Wk, dhs)
     n = j1 - j0
     for b in range(dh.shape[0]):
         dh_, dhs_ = dh[b, j0:j1], dhs[p, b, :n]
@@ -449,7 +434,7 @@ def rnn_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, o
 def rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps):
     s = k // 2
     if k % 2 == 0:
-        product_part(q, hs[s % 2], Wk, hps)
+        product_part(q, hs[s % 2, :, :0], hs[s % 2], Wk, hps)
     else:
         rnn_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep,
                          out, h_prevs, hps)
@@ -459,7 +444,7 @@ def rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, kee
 def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync):
     """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out."""
     T = xp.shape[0]
-    hps, hs, _ = forward_scratch(Wk, h, xp[:, :, :0], 0)
+    hps, hs, _ = forward_scratch(Wk, h)
     for p in prange(Wk.shape[0]):
         for k in range(2 * T):
             q = first_task(sync, k, p)
@@ -559,13 +544,12 @@ def lstm_forward_rows(p, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out
 @_inline
 def lstm_forward_task(k, q, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps,
                       zeros):
-    s, I = k // 2, x.shape[2]
+    s, t = k // 2, order(k // 2, T, reverse)
     if k % 2 == 0:
-        product_part(q, hs[s % 2], Wk, hps)
+        product_part(q, x[t], hs[s % 2], Wk, hps)
     else:
-        lstm_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2, :, I:], hs[(s + 1) % 2, :, I:], c, lengths,
-                          keep, out, h_prevs, c_prevs, tcs, hps, zeros, I > 0)
-        feed(q, Wk.shape[0], s, T, reverse, x, hs[(s + 1) % 2])
+        lstm_forward_rows(q, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out, h_prevs, c_prevs,
+                          tcs, hps, zeros, x.shape[2] > 0)
 
 
 @_twins
@@ -574,8 +558,8 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
     tcs holds tanh(c) per step, or has one step (scratch) when keep is False. x (T, B, I): the
     input, where Wk packs W_ih too (forward_weights) and xp is written, not read (one step of
     scratch when keep is False); else (T, B, 0)."""
-    T, I = out.shape[0], x.shape[2]
-    hps, hs, zeros = forward_scratch(Wk, h, x, order(0, T, reverse))
+    T = out.shape[0]
+    hps, hs, zeros = forward_scratch(Wk, h)
     for p in prange(Wk.shape[0]):
         for k in range(2 * T):
             q = first_task(sync, k, p)
@@ -583,7 +567,7 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
                 lstm_forward_task(k, q, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs,
                                   tcs, hps, zeros)
                 q = next_task(sync, k)
-    h[:] = hs[T % 2, :, I:]
+    h[:] = hs[T % 2]
 
 
 @_inline
@@ -669,7 +653,7 @@ def gru_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, keep, out, h_
 def gru_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps):
     s = k // 2
     if k % 2 == 0:
-        product_part(q, hs[s % 2], Wk, hps)
+        product_part(q, hs[s % 2, :, :0], hs[s % 2], Wk, hps)
     else:
         gru_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out,
                          h_prevs, hp_ns, hps)
@@ -680,7 +664,7 @@ def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_n
     """xp (T, B, 3H) becomes [r, z, n]; h (B, H) is h0 in, h_n out.
     hp_ns holds W_hn h_prev + b_hn per step, or has one step (scratch) when keep is False."""
     T = xp.shape[0]
-    hps, hs, _ = forward_scratch(Wk, h, xp[:, :, :0], 0)
+    hps, hs, _ = forward_scratch(Wk, h)
     for p in prange(Wk.shape[0]):
         for k in range(2 * T):
             q = first_task(sync, k, p)
@@ -760,7 +744,7 @@ def packed_product(A, Wk, bias, C, has_bias):
     for i in prange(-(-M // PRODUCT_ROWS)):
         i0 = i * PRODUCT_ROWS
         i1 = min(M, i0 + PRODUCT_ROWS)
-        gemm(A[i0:i1], Wk, C[i0:i1])
+        gemm(A[i0:i1, :0], A[i0:i1], Wk, C[i0:i1])
         if has_bias:
             for r in range(i0, i1):
                 c = C[r]
