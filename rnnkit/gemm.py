@@ -11,7 +11,10 @@ loop vectorizer off, becomes vector FMAs on those registers (the loop vectorizer
 vectorize the sum over k, with gathers, and lose most of the speed). `python bench/gemm.py`
 compares it with NumPy's BLAS.
 
-C may have the padded width, NP * V, or any narrower: it gets the first columns of the product.
+The rows of A may come in two parts, X and A, for [X, A] @ W with no copy of the two side by
+side: the LSTM's [x_t, h_prev] @ [W_ih, W_hh].T, x_t read straight from the input. X may have no
+columns. C may have the padded width, NP * V, or any narrower: it gets the first columns of the
+product.
 """
 from __future__ import annotations
 
