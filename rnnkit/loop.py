@@ -129,10 +129,10 @@ def run_input(step, x, W_ih, b_ih, W_hh, b_hh, h0, c0, mask, reverse, keep=True,
     T, B, I = x.shape
     xp = ws.empty((T, B, W_ih.shape[0]), x.dtype)
     product(x.reshape(T * B, I), W_ih.T, parts, xp.reshape(T * B, -1), b_ih, ws)
-    result = run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, parts, ws)
-    if result[3] is None or result[3].saved is not xp:         # else backward overwrites it
+    out, h, c, cache = run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, parts, ws)
+    if cache is None or cache.saved is not xp:                 # else backward overwrites it
         ws.give_back(xp)
-    return result
+    return out, h, c, cache
 
 
 def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=None, W_ih=None, b_ih=None):
@@ -185,10 +185,10 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
     dh = dh_n.copy()                                   # dh_n in, dh0 out
     dc = None if dc_n is None else dc_n.copy()
     dhp = (saved,)
-    buffer = cache.weights                             # forward's, large enough unless P has changed
-    if buffer.size < kernels.weights_size(W_hh, P):
+    buffer, size = cache.weights, kernels.weights_size(W_hh, P)
+    if buffer.size < size:                             # forward's is too small only where P has grown
         ws.give_back(buffer)
-        buffer = ws.empty((kernels.weights_size(W_hh, P),), W_hh.dtype)
+        buffer = ws.empty((size,), W_hh.dtype)
     edges, Wk = kernels.backward_weights(W_hh, P, buffer)
     sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):
