@@ -15,13 +15,15 @@ passes through unchanged and its output is zero, in either direction (see rnnkit
 steps instead. float32 uses a rational tanh (Eigen's, error < 3e-7) that vectorizes; float64
 uses libm's.
 
-Threads: the hidden units are cut into `parts` (P <= the cores), one thread each for the whole
-sequence (Numba's prange, OpenMP). Per step each part makes its own slice of the recurrent
+Threads: a kernel runs on P threads (P <= the cores), one each for the whole sequence (Numba's
+prange, OpenMP), in one of two ways. Where W is small (packing_parts), each thread works alone on
+its own block of batch rows, whole steps, product and gates, and never meets another. Otherwise
+the hidden units are cut into P parts: per step each part makes its own slice of the recurrent
 product (its share of W_hh is packed apart), the parts meet, each does the gates of a block of
-batch rows, and they meet again (see the comment above the kernels). A step needs all parts, so
-a part whose core is busy elsewhere stalls every step: P is 1 for steps, or sequences, too small
-to pay for a second thread, and, unless RNNKIT_THREADS=N fixes it, no more than the cores other
-processes leave idle (read from /proc/stat).
+batch rows, and they meet again (see the comment above the kernels). There a step needs all
+parts, so a part whose core is busy elsewhere stalls every step: P is 1 for steps, or sequences,
+too small to pay for a second thread, and, unless RNNKIT_THREADS=N fixes it, no more than the
+cores other processes leave idle (read from /proc/stat).
 """
 from __future__ import annotations
 
@@ -146,6 +148,20 @@ def weights_size(W_hh, P, I=0):
     GH, H = W_hh.shape
     return int(max(np.prod(packed.packed_shape(P, I + H, forward_layout(GH, H, P)[1].shape[1])),
                    np.prod(packed.packed_shape(P, GH, backward_layout(GH, H, P)[1].shape[1]))))
+
+
+ALONE_BYTES = 1 << 20   # packed weights of at most this, the threads work alone (at 1 MB, RNN H=512, the two ran even)
+
+
+def packing_parts(P, B, W_hh, I=0):
+    """The parts to pack W_hh (below W_ih's I rows) in, for a kernel on P threads: P, where the
+    threads split the hidden units and meet twice a step; or 1, where each works alone on its own
+    block of batch rows, its step's product against all of W, and meets no other. Alone pays where
+    each thread has a tile of rows (rnnkit.gemm.R) or more and W is small, since every core then
+    reads all of W at every step."""
+    if P > 1 and B >= P * packed.R and weights_size(W_hh, 1, I) * W_hh.itemsize <= ALONE_BYTES:
+        return 1
+    return P
 
 
 def forward_weights(W_hh, b_hh, P, buffer, W_ih=None, b_ih=None):
@@ -273,6 +289,10 @@ def _inline(f):
 # the others do its tasks after STEAL_AFTER spins, so it stalls nothing; a thread that has started
 # is waited for.
 #
+# Where W is packed whole, not in P parts (packing_parts), each thread works alone: its task in every
+# phase is its own block of rows (rows(p, P, B)), the product's as well as the gates', so it needs
+# no other thread's results and never waits (first_task, next_task).
+#
 # Forward reads h_prev from one of two buffers and writes h into the other. Backward alternates
 # the gates of step s with the product into dh_prev of that step, which needs all of its dhp.
 
@@ -335,24 +355,42 @@ def pass_state(b, a, saved_, o_, h_prev, h_next):
 
 
 @_inline
-def product_part(p, X, A, Wk, C):
-    """Part p's share of a step's product: C[p] = [X, A] @ (W's columns of part p); X may have no columns."""
+def product_part(p, P, X, A, Wk, C):
+    """Thread p's share of a step's product [X, A] @ W (X may have no columns), of P threads, and
+    which part of C holds it and which rows: where the threads split the units (W packed in P
+    parts), all rows times part p's columns, into C[p]; where each works alone (W packed whole),
+    its block of rows times all columns, into C[0]."""
+    if Wk.shape[0] < P:
+        b0, b1 = rows(p, P, A.shape[0])
+        gemm(X[b0:b1], A[b0:b1], Wk[0], C[0, b0:b1])
+        return 0, b0, b1
     gemm(X, A, Wk[p], C[p])
+    return p, 0, A.shape[0]
 
 
 @_inline
-def into_h_prev(p, j0, j1, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct):
-    """dh[:, j0:j1] = dhp_t @ W_hh[:, j0:j1] (+ the direct path); padded rows keep their dh."""
-    product_part(p, dhp_t[:, :0], dhp_t, Wk, dhs)
+def into_h_prev(p, P, edges, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct):
+    """Thread p's share of dh = dhp_t @ W_hh (+ the direct path), as product_part splits it;
+    padded rows keep their dh."""
+    q, b0, b1 = product_part(p, P, dhp_t[:, :0], dhp_t, Wk, dhs)
+    j0, j1 = units(edges, q)
     n = j1 - j0
-    for b in range(dh.shape[0]):
-        dh_, dhs_ = dh[b, j0:j1], dhs[p, b, :n]
+    for b in range(b0, b1):
+        dh_, dhs_ = dh[b, j0:j1], dhs[q, b, :n]
         if has_direct:
             direct_ = direct[b, j0:j1]
-            for q in range(n):
-                dh_[q] = dhs_[q] + direct_[q]
+            for j in range(n):
+                dh_[j] = dhs_[j] + direct_[j]
         elif t < lengths[b]:
             dh_[:] = dhs_
+
+
+@_inline
+def threads(Wk, sync):
+    """P, the threads of a kernel (one per task of each of sync's phases), and whether each works
+    alone, on its own block of batch rows through whole steps: W packed whole, not in P parts."""
+    P = sync.shape[1] - 1
+    return P, Wk.shape[0] < P
 
 
 STEAL_AFTER = 2000      # spins (about 50 us) waiting on a thread that has not started, before doing its task
@@ -389,8 +427,11 @@ def wait_or_steal(sync, k):
 
 
 @_inline
-def first_task(sync, k, p):
-    """Thread p's first task in phase k: its own part p, unless a thread has taken it."""
+def first_task(sync, k, p, alone):
+    """Thread p's first task in phase k: its own part p, unless a thread has taken it. A thread that
+    works alone (its own rows, all units) needs no other: it takes its part and never waits."""
+    if alone:
+        return np.int64(p)
     if k == 0:
         atomics.fetch_add(sync[sync.shape[0] - 1], 0, 1)             # started
     q = np.int64(p)
@@ -398,8 +439,10 @@ def first_task(sync, k, p):
 
 
 @_inline
-def next_task(sync, k):
+def next_task(sync, k, alone):
     """Count the task just done, then wait for the phase (-1), or take one left unclaimed."""
+    if alone:
+        return -1
     row = sync[k]
     atomics.fetch_add(row, row.shape[0] - 1, 1)
     return wait_or_steal(sync, k)
@@ -408,9 +451,8 @@ def next_task(sync, k):
 # --- RNN: h = f(xp + h_prev @ W_hh.T + b_hh), f = tanh (relu=False) or relu ----------------------
 
 @_inline
-def rnn_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps):
+def rnn_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps):
     P, zero = hps.shape[0], xp.dtype.type(0)
-    b0, b1 = rows(p, P, h_prev.shape[0])
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, h_prev, h_prevs, h_prevs, False)
         a, o_ = xp[t, b], out[t, b]
@@ -431,12 +473,13 @@ def rnn_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, o
 
 
 @_inline
-def rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps):
+def rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps):
     s = k // 2
     if k % 2 == 0:
-        product_part(q, hs[s % 2, :, :0], hs[s % 2], Wk, hps)
+        product_part(q, P, hs[s % 2, :, :0], hs[s % 2], Wk, hps)
     else:
-        rnn_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep,
+        b0, b1 = rows(q, P, hs.shape[1])
+        rnn_forward_rows(b0, b1, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep,
                          out, h_prevs, hps)
 
 
@@ -445,12 +488,13 @@ def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs
     """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out."""
     T = xp.shape[0]
     hps, hs, _ = forward_scratch(Wk, h)
-    for p in prange(Wk.shape[0]):
+    P, alone = threads(Wk, sync)
+    for p in prange(P):
         for k in range(2 * T):
-            q = first_task(sync, k, p)
+            q = first_task(sync, k, p, alone)
             while q >= 0:
-                rnn_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
-                q = next_task(sync, k)
+                rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
+                q = next_task(sync, k, alone)
     h[:] = hs[T % 2]
 
 
@@ -473,13 +517,12 @@ def rnn_backward_rows(b0, b1, t, saved, dout, dh, lengths, relu):
 
 
 @_inline
-def rnn_backward_task(k, q, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs):
+def rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs):
     if k % 2 == 1:                                                   # dh_prev of the step before
         t1 = order(T - (k + 1) // 2, T, reverse)
-        j0, j1 = units(edges, q)
-        into_h_prev(q, j0, j1, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
+        into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
     else:
-        b0, b1 = rows(q, Wk.shape[0], dh.shape[0])
+        b0, b1 = rows(q, P, dh.shape[0])
         rnn_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, dout, dh, lengths, relu)
 
 
@@ -488,21 +531,21 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sync):
     """saved (T, B, H) becomes dxp = dhp; dh (B, H) is dh_n in, dh0 out."""
     T, B, _ = saved.shape
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
-    for p in prange(Wk.shape[0]):
+    P, alone = threads(Wk, sync)
+    for p in prange(P):
         for k in range(2 * T):
-            q = first_task(sync, k, p)
+            q = first_task(sync, k, p, alone)
             while q >= 0:
-                rnn_backward_task(k, q, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs)
-                q = next_task(sync, k)
+                rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs)
+                q = next_task(sync, k, alone)
 
 
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
 
 @_inline
-def lstm_forward_rows(p, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps, zeros,
-                      fused):
+def lstm_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps,
+                      zeros, fused):
     P, H, m = hps.shape[0], h_prev.shape[1], part_width(edges)
-    b0, b1 = rows(p, P, h_prev.shape[0])
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, c, h_prevs, c_prevs, True)
         a, tcb, o_ = xp[t if keep or not fused else 0, b], tcs[t if keep else 0, b], out[t, b]
@@ -542,13 +585,14 @@ def lstm_forward_rows(p, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out
 
 
 @_inline
-def lstm_forward_task(k, q, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps,
+def lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps,
                       zeros):
     s, t = k // 2, order(k // 2, T, reverse)
     if k % 2 == 0:
-        product_part(q, x[t], hs[s % 2], Wk, hps)
+        product_part(q, P, x[t], hs[s % 2], Wk, hps)
     else:
-        lstm_forward_rows(q, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out, h_prevs, c_prevs,
+        b0, b1 = rows(q, P, hs.shape[1])
+        lstm_forward_rows(b0, b1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out, h_prevs, c_prevs,
                           tcs, hps, zeros, x.shape[2] > 0)
 
 
@@ -560,13 +604,14 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
     scratch when keep is False); else (T, B, 0)."""
     T = out.shape[0]
     hps, hs, zeros = forward_scratch(Wk, h)
-    for p in prange(Wk.shape[0]):
+    P, alone = threads(Wk, sync)
+    for p in prange(P):
         for k in range(2 * T):
-            q = first_task(sync, k, p)
+            q = first_task(sync, k, p, alone)
             while q >= 0:
-                lstm_forward_task(k, q, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs,
-                                  tcs, hps, zeros)
-                q = next_task(sync, k)
+                lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
+                                  c_prevs, tcs, hps, zeros)
+                q = next_task(sync, k, alone)
     h[:] = hs[T % 2]
 
 
@@ -594,13 +639,12 @@ def lstm_backward_rows(b0, b1, t, saved, tcs, c_prevs, dout, dh, dc, lengths):
 
 
 @_inline
-def lstm_backward_task(k, q, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs):
+def lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs):
     if k % 2 == 1:                                                   # dh_prev of the step before
         t1 = order(T - (k + 1) // 2, T, reverse)
-        j0, j1 = units(edges, q)
-        into_h_prev(q, j0, j1, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
+        into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
     else:
-        b0, b1 = rows(q, Wk.shape[0], dh.shape[0])
+        b0, b1 = rows(q, P, dh.shape[0])
         lstm_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, tcs, c_prevs, dout, dh, dc, lengths)
 
 
@@ -609,20 +653,20 @@ def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse
     """saved (T, B, 4H) becomes dxp = dhp; dh, dc (B, H) are dh_n, dc_n in and dh0, dc0 out."""
     T, B, _ = saved.shape
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
-    for p in prange(Wk.shape[0]):
+    P, alone = threads(Wk, sync)
+    for p in prange(P):
         for k in range(2 * T):
-            q = first_task(sync, k, p)
+            q = first_task(sync, k, p, alone)
             while q >= 0:
-                lstm_backward_task(k, q, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs)
-                q = next_task(sync, k)
+                lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs)
+                q = next_task(sync, k, alone)
 
 
 # --- GRU: saved = [r, z, n] over xp, hp_n beside --------------------------------------------------
 
 @_inline
-def gru_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, keep, out, h_prevs, hp_ns, hps):
+def gru_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, keep, out, h_prevs, hp_ns, hps):
     P, H, m = hps.shape[0], h_prev.shape[1], part_width(edges)
-    b0, b1 = rows(p, P, h_prev.shape[0])
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, h_prev, h_prevs, h_prevs, False)
         a, hpnb, o_ = xp[t, b], hp_ns[t if keep else 0, b], out[t, b]
@@ -650,12 +694,13 @@ def gru_forward_rows(p, t, xp, bp, edges, h_prev, h_next, lengths, keep, out, h_
 
 
 @_inline
-def gru_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps):
+def gru_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps):
     s = k // 2
     if k % 2 == 0:
-        product_part(q, hs[s % 2, :, :0], hs[s % 2], Wk, hps)
+        product_part(q, P, hs[s % 2, :, :0], hs[s % 2], Wk, hps)
     else:
-        gru_forward_rows(q, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out,
+        b0, b1 = rows(q, P, hs.shape[1])
+        gru_forward_rows(b0, b1, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out,
                          h_prevs, hp_ns, hps)
 
 
@@ -665,12 +710,13 @@ def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_n
     hp_ns holds W_hn h_prev + b_hn per step, or has one step (scratch) when keep is False."""
     T = xp.shape[0]
     hps, hs, _ = forward_scratch(Wk, h)
-    for p in prange(Wk.shape[0]):
+    P, alone = threads(Wk, sync)
+    for p in prange(P):
         for k in range(2 * T):
-            q = first_task(sync, k, p)
+            q = first_task(sync, k, p, alone)
             while q >= 0:
-                gru_forward_task(k, q, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps)
-                q = next_task(sync, k)
+                gru_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps)
+                q = next_task(sync, k, alone)
     h[:] = hs[T % 2]
 
 
@@ -704,12 +750,11 @@ def gru_backward_rows(b0, b1, t, saved, hp_ns, h_prevs, dout, dh, direct, dhp_t,
 
 
 @_inline
-def gru_backward_task(k, q, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct):
+def gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct):
     if k % 2 == 1:                                                   # dh_prev of the step before
-        j0, j1 = units(edges, q)
-        into_h_prev(q, j0, j1, 0, lengths, dhps[(k - 1) // 2 % 2], Wk, dhs, dh, direct, True)
+        into_h_prev(q, P, edges, 0, lengths, dhps[(k - 1) // 2 % 2], Wk, dhs, dh, direct, True)
     else:
-        b0, b1 = rows(q, Wk.shape[0], dh.shape[0])
+        b0, b1 = rows(q, P, dh.shape[0])
         gru_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, hp_ns, h_prevs, dout, dh, direct,
                           dhps[k // 2 % 2], lengths)
 
@@ -722,13 +767,14 @@ def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, s
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     dhps = np.empty((2, B, G), saved.dtype)                           # dhp of the last two steps
     direct = np.empty((B, dh.shape[1]), saved.dtype)
-    for p in prange(Wk.shape[0]):
+    P, alone = threads(Wk, sync)
+    for p in prange(P):
         for k in range(2 * T):
-            q = first_task(sync, k, p)
+            q = first_task(sync, k, p, alone)
             while q >= 0:
-                gru_backward_task(k, q, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps,
+                gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps,
                                   direct)
-                q = next_task(sync, k)
+                q = next_task(sync, k, alone)
 
 
 # --- a large product against packed weights (the input projection of all steps, dx) ------------

@@ -157,8 +157,9 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
     h_prevs = ws.empty(kept, dt)
     scratch = (T if keep else 1, B, H)                 # tanh(c) or hp_n: a one-step scratch without keep
     c_prevs = extra = None
-    buffer = ws.empty((kernels.weights_size(W_hh, P, x.shape[2]),), dt)
-    edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, P, buffer, W_ih, b_ih)
+    parts = kernels.packing_parts(P, B, W_hh, x.shape[2])
+    buffer = ws.empty((kernels.weights_size(W_hh, parts, x.shape[2]),), dt)
+    edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih)
     sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):
         c_prevs, extra = ws.empty(kept, dt), ws.empty(scratch, dt)
@@ -185,11 +186,12 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
     dh = dh_n.copy()                                   # dh_n in, dh0 out
     dc = None if dc_n is None else dc_n.copy()
     dhp = (saved,)
-    buffer, size = cache.weights, kernels.weights_size(W_hh, P)
-    if buffer.size < size:                             # forward's is too small only where P has grown
+    parts = kernels.packing_parts(P, B, W_hh)
+    buffer, size = cache.weights, kernels.weights_size(W_hh, parts)
+    if buffer.size < size:                             # forward's is too small only where its parts were fewer
         ws.give_back(buffer)
         buffer = ws.empty((size,), W_hh.dtype)
-    edges, Wk = kernels.backward_weights(W_hh, P, buffer)
+    edges, Wk = kernels.backward_weights(W_hh, parts, buffer)
     sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):
         kernels.lstm_backward[P](saved, cache.extra, cache.c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sync)

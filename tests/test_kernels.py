@@ -56,13 +56,13 @@ def test_fused_equals_numpy_steps(mode, nl, monkeypatch):
 
 
 @pytest.mark.parametrize("mode,nl", CELLS)
-@pytest.mark.parametrize("B", [4, 1])                                   # B=1: matrix-vector products
+@pytest.mark.parametrize("B", [4, 1, 13])       # B=1: matrix-vector products; B=13: each thread alone on its rows
 def test_parts_in_threads_equal_one_part(mode, nl, B, monkeypatch):
     rng = np.random.default_rng(4)
     layer = make(mode, nl, np.float64, bidirectional=True)
     T = 5
     x = rng.standard_normal((T, B, 5))
-    lengths = np.array([5, 1, 4, 2][:B]) if B > 1 else None
+    lengths = np.array([5, 1, 4, 2] * 4)[:B] if B > 1 else None
     dy = rng.standard_normal((T, B, 14))
     dh = rng.standard_normal((2, B, 7))
     dstate = (dh, rng.standard_normal((2, B, 7))) if mode == "LSTM" else dh
@@ -72,7 +72,9 @@ def test_parts_in_threads_equal_one_part(mode, nl, B, monkeypatch):
     monkeypatch.setattr(kernels, "ADAPT", False)
     monkeypatch.setattr(products, "SPLIT_WORK", 0)                     # and the weight gradients in blocks
     assert kernels.parts(T, B, 4, 7) == 3
-    split = train_step(layer, x, lengths, dy, dstate)                   # units [0, 2), [2, 4), [4, 7)
+    alone = kernels.packing_parts(3, B, layer.params["weight_hh_l0"]) == 1
+    assert alone == (B == 13)                                           # else units [0, 2), [2, 4), [4, 7)
+    split = train_step(layer, x, lengths, dy, dstate)
     monkeypatch.setattr(kernels, "THREADS", 1)
     whole = train_step(layer, x, lengths, dy, dstate)
     for a, b in zip(flat(split[1]) + flat(split[3]) + [split[0], split[2]],
