@@ -439,6 +439,27 @@ def first_task(sync, k, p, alone):
 
 
 @_inline
+def first_block(sync, p, alone):
+    """Thread p's block of batch rows where threads work alone: its own, claimed in sync's first
+    row, unless a thread that finished early has taken it (then any left, or -1). Where they
+    split the units, p, for the one pass over the steps."""
+    if not alone:
+        return np.int64(p)
+    return np.int64(p) if claim(sync, 0, p) else next_block(sync, alone)
+
+
+@_inline
+def next_block(sync, alone):
+    """After a block: where threads work alone, one no thread has started (its thread late, or
+    never run, where the prange's iterations run one after another), claimed now; else -1."""
+    if alone:
+        for q in range(sync.shape[1] - 1):
+            if claim(sync, 0, q):
+                return np.int64(q)
+    return np.int64(-1)
+
+
+@_inline
 def next_task(sync, k, alone):
     """Count the task just done, then wait for the phase (-1), or take one left unclaimed."""
     if alone:
@@ -490,11 +511,14 @@ def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs
     hps, hs, _ = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        for k in range(2 * T):
-            q = first_task(sync, k, p, alone)
-            while q >= 0:
-                rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
-                q = next_task(sync, k, alone)
+        b = first_block(sync, p, alone)
+        while b >= 0:
+            for k in range(2 * T):
+                q = first_task(sync, k, b, alone)
+                while q >= 0:
+                    rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
+                    q = next_task(sync, k, alone)
+            b = next_block(sync, alone)
     h[:] = hs[T % 2]
 
 
@@ -533,11 +557,14 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sync):
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        for k in range(2 * T):
-            q = first_task(sync, k, p, alone)
-            while q >= 0:
-                rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs)
-                q = next_task(sync, k, alone)
+        b = first_block(sync, p, alone)
+        while b >= 0:
+            for k in range(2 * T):
+                q = first_task(sync, k, b, alone)
+                while q >= 0:
+                    rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs)
+                    q = next_task(sync, k, alone)
+            b = next_block(sync, alone)
 
 
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
@@ -606,12 +633,15 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
     hps, hs, zeros = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        for k in range(2 * T):
-            q = first_task(sync, k, p, alone)
-            while q >= 0:
-                lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
-                                  c_prevs, tcs, hps, zeros)
-                q = next_task(sync, k, alone)
+        b = first_block(sync, p, alone)
+        while b >= 0:
+            for k in range(2 * T):
+                q = first_task(sync, k, b, alone)
+                while q >= 0:
+                    lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
+                                      c_prevs, tcs, hps, zeros)
+                    q = next_task(sync, k, alone)
+            b = next_block(sync, alone)
     h[:] = hs[T % 2]
 
 
@@ -655,11 +685,14 @@ def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        for k in range(2 * T):
-            q = first_task(sync, k, p, alone)
-            while q >= 0:
-                lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs)
-                q = next_task(sync, k, alone)
+        b = first_block(sync, p, alone)
+        while b >= 0:
+            for k in range(2 * T):
+                q = first_task(sync, k, b, alone)
+                while q >= 0:
+                    lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs)
+                    q = next_task(sync, k, alone)
+            b = next_block(sync, alone)
 
 
 # --- GRU: saved = [r, z, n] over xp, hp_n beside --------------------------------------------------
@@ -712,11 +745,15 @@ def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_n
     hps, hs, _ = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        for k in range(2 * T):
-            q = first_task(sync, k, p, alone)
-            while q >= 0:
-                gru_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps)
-                q = next_task(sync, k, alone)
+        b = first_block(sync, p, alone)
+        while b >= 0:
+            for k in range(2 * T):
+                q = first_task(sync, k, b, alone)
+                while q >= 0:
+                    gru_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns,
+                                     hps)
+                    q = next_task(sync, k, alone)
+            b = next_block(sync, alone)
     h[:] = hs[T % 2]
 
 
@@ -769,12 +806,15 @@ def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, s
     direct = np.empty((B, dh.shape[1]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        for k in range(2 * T):
-            q = first_task(sync, k, p, alone)
-            while q >= 0:
-                gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps,
-                                  direct)
-                q = next_task(sync, k, alone)
+        b = first_block(sync, p, alone)
+        while b >= 0:
+            for k in range(2 * T):
+                q = first_task(sync, k, b, alone)
+                while q >= 0:
+                    gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
+                                      dhps, direct)
+                    q = next_task(sync, k, alone)
+            b = next_block(sync, alone)
 
 
 # --- a large product against packed weights (the input projection of all steps, dx) ------------

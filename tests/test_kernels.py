@@ -175,18 +175,22 @@ kernels.MIN_UNITS, kernels.MIN_WORK, kernels.ADAPT = 1, 0, False
 results = []
 for threads in (3, 1):
     kernels.THREADS = threads
-    for cls in (rnnkit.RNN, rnnkit.LSTM, rnnkit.GRU):
-        layer, rng = cls(5, 7, seed=1, dtype=np.float64), np.random.default_rng(0)
-        x, dy = rng.standard_normal((6, 4, 5)), rng.standard_normal((6, 4, 7))
-        out, _ = layer(x, lengths=[6, 2, 5, 3])
-        results.append((out, layer.backward(dy)[0], layer.grads["weight_hh_l0"].copy()))
-print(all(np.array_equal(a, b) for split, whole in zip(results[:3], results[3:]) for a, b in zip(split, whole)))
+    for B in (4, 12):                                     # 12: each of 3 threads alone on 4 rows
+        for cls in (rnnkit.RNN, rnnkit.LSTM, rnnkit.GRU):
+            layer, rng = cls(5, 7, seed=1, dtype=np.float64), np.random.default_rng(0)
+            x, dy = rng.standard_normal((6, B, 5)), rng.standard_normal((6, B, 7))
+            out, _ = layer(x, lengths=[6, 2, 5, 3] * (B // 4))
+            results.append((out, layer.backward(dy)[0], layer.grads["weight_hh_l0"].copy()))
+alone = kernels.packing_parts(3, 12, layer.params["weight_hh_l0"]) == 1
+same = all(np.array_equal(a, b) for split, whole in zip(results[:6], results[6:]) for a, b in zip(split, whole))
+print(alone and same)
 """
 
 
 def test_parts_with_fewer_threads_than_parts_finish_the_same():
     """Numba runs the prange's iterations one after another on its one thread: each phase waits for
-    tasks no thread has claimed, takes them over, and the result is the same as with one part."""
+    tasks no thread has claimed, takes them over, and the result is the same as with one part;
+    where threads work alone, the first takes over the blocks of rows no thread has claimed."""
     done = subprocess.run([sys.executable, "-c", THREAD_LEFT_OUT], env=dict(os.environ, NUMBA_NUM_THREADS="1"),
                           capture_output=True, text=True, timeout=600)
     assert done.stdout.strip() == "True", done.stderr
