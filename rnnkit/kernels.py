@@ -291,7 +291,9 @@ def _inline(f):
 #
 # Where W is packed whole, not in P parts (packing_parts), each thread works alone: its task in every
 # phase is its own block of rows (rows(p, P, B)), the product's as well as the gates', so it needs
-# no other thread's results and never waits (first_task, next_task).
+# no other thread's results and never waits (first_task, next_task). It claims its block before
+# its first step, and, done, claims any block no thread has claimed (first_block, next_block), so
+# a late thread's rows wait for no one.
 #
 # Forward reads h_prev from one of two buffers and writes h into the other. Backward alternates
 # the gates of step s with the product into dh_prev of that step, which needs all of its dhp.
