@@ -287,13 +287,13 @@ def _inline(f):
 # thread does its own part's task, then waits for the phase to finish. While a thread has not
 # started (late, or never, where the prange's iterations run one after another on fewer threads),
 # the others do its tasks after STEAL_AFTER spins, so it stalls nothing; a thread that has started
-# is waited for.
+# is waited for. Every kernel walks its tasks the same way: `first` gives a thread its first
+# (block, phase, task), `after` the next one, until the task is -1.
 #
 # Where W is packed whole, not in P parts (packing_parts), each thread works alone: its task in every
 # phase is its own block of rows (rows(p, P, B)), the product's as well as the gates', so it needs
-# no other thread's results and never waits (first_task, next_task). It claims its block before
-# its first step, and, done, claims any block no thread has claimed (first_block, next_block), so
-# a late thread's rows wait for no one.
+# no other thread's results and never waits. It claims its block before its first step, and, done,
+# claims any block no thread has claimed (unclaimed_block), so a late thread's rows wait for no one.
 #
 # Forward reads h_prev from one of two buffers and writes h into the other. Backward alternates
 # the gates of step s with the product into dh_prev of that step, which needs all of its dhp.
@@ -429,46 +429,62 @@ def wait_or_steal(sync, k):
 
 
 @_inline
-def first_task(sync, k, p, alone):
-    """Thread p's first task in phase k: its own part p, unless a thread has taken it. A thread that
-    works alone (its own rows, all units) needs no other: it takes its part and never waits."""
-    if alone:
-        return np.int64(p)
-    if k == 0:
-        atomics.fetch_add(sync[sync.shape[0] - 1], 0, 1)             # started
-    q = np.int64(p)
+def own_or_left(sync, k, q):
+    """Task q of phase k, unless a thread has taken it; then one left unclaimed, or -1 once the phase is done."""
     return q if claim(sync, k, q) else wait_or_steal(sync, k)
 
 
 @_inline
-def first_block(sync, p, alone):
-    """Thread p's block of batch rows where threads work alone: its own, claimed in sync's first
-    row, unless a thread that finished early has taken it (then any left, or -1). Where they
-    split the units, p, for the one pass over the steps."""
-    if not alone:
-        return np.int64(p)
-    return np.int64(p) if claim(sync, 0, p) else next_block(sync, alone)
-
-
-@_inline
-def next_block(sync, alone):
-    """After a block: where threads work alone, one no thread has started (its thread late, or
-    never run, where the prange's iterations run one after another), claimed now; else -1."""
-    if alone:
-        for q in range(sync.shape[1] - 1):
-            if claim(sync, 0, q):
-                return np.int64(q)
+def unclaimed_block(sync):
+    """Where threads work alone, a block of rows no thread has started (its thread late, or never
+    run, where the prange's iterations run one after another), claimed now in sync's first row; else -1."""
+    for q in range(sync.shape[1] - 1):
+        if claim(sync, 0, q):
+            return np.int64(q)
     return np.int64(-1)
 
 
 @_inline
-def next_task(sync, k, alone):
-    """Count the task just done, then wait for the phase (-1), or take one left unclaimed."""
+def first(sync, p, T, alone):
+    """Thread p's first (block, phase, task); the task is -1 when it has nothing to do. Where threads
+    work alone, its own block of rows, claimed, unless a thread that finished early has taken it; a
+    thread that works alone needs no other: its task in every phase is its block. Where they split
+    the units, its own part's task in the first phase that still has one for it, counting the
+    thread as started."""
+    p = np.int64(p)
     if alone:
-        return -1
+        b = p if claim(sync, 0, p) else unclaimed_block(sync)
+        return b, 0, (b if T > 0 else np.int64(-1))
+    atomics.fetch_add(sync[sync.shape[0] - 1], 0, 1)                  # started
+    return own_from(sync, p, 0, T)
+
+
+@_inline
+def after(sync, b, k, T, alone):
+    """The (block, phase, task) after a task of phase k in block b; the task is -1 when the thread
+    is done. Where threads split the units, count the task done, then take one left unclaimed in
+    phase k, or, once it is done, the thread's own in a later phase."""
+    if alone:
+        if k + 1 < 2 * T:
+            return b, k + 1, b
+        b = unclaimed_block(sync)
+        return b, 0, b
     row = sync[k]
     atomics.fetch_add(row, row.shape[0] - 1, 1)
-    return wait_or_steal(sync, k)
+    q = wait_or_steal(sync, k)
+    return (b, k, q) if q >= 0 else own_from(sync, b, k + 1, T)
+
+
+@_inline
+def own_from(sync, p, k, T):
+    """(p, phase, task): from phase k on, part p's own task in the first phase that has one left for
+    it (where p started late, the others may have done its tasks of the phases before), or -1."""
+    while k < 2 * T:
+        q = own_or_left(sync, k, p)
+        if q >= 0:
+            return p, k, q
+        k += 1
+    return p, k, np.int64(-1)
 
 
 # --- RNN: h = f(xp + h_prev @ W_hh.T + b_hh), f = tanh (relu=False) or relu ----------------------
@@ -513,14 +529,10 @@ def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs
     hps, hs, _ = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b = first_block(sync, p, alone)
-        while b >= 0:
-            for k in range(2 * T):
-                q = first_task(sync, k, b, alone)
-                while q >= 0:
-                    rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
-                    q = next_task(sync, k, alone)
-            b = next_block(sync, alone)
+        b, k, q = first(sync, p, T, alone)
+        while q >= 0:
+            rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
+            b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 
 
@@ -559,14 +571,10 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sync):
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b = first_block(sync, p, alone)
-        while b >= 0:
-            for k in range(2 * T):
-                q = first_task(sync, k, b, alone)
-                while q >= 0:
-                    rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs)
-                    q = next_task(sync, k, alone)
-            b = next_block(sync, alone)
+        b, k, q = first(sync, p, T, alone)
+        while q >= 0:
+            rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs)
+            b, k, q = after(sync, b, k, T, alone)
 
 
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
@@ -635,15 +643,11 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
     hps, hs, zeros = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b = first_block(sync, p, alone)
-        while b >= 0:
-            for k in range(2 * T):
-                q = first_task(sync, k, b, alone)
-                while q >= 0:
-                    lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
-                                      c_prevs, tcs, hps, zeros)
-                    q = next_task(sync, k, alone)
-            b = next_block(sync, alone)
+        b, k, q = first(sync, p, T, alone)
+        while q >= 0:
+            lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
+                              c_prevs, tcs, hps, zeros)
+            b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 
 
@@ -687,14 +691,10 @@ def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b = first_block(sync, p, alone)
-        while b >= 0:
-            for k in range(2 * T):
-                q = first_task(sync, k, b, alone)
-                while q >= 0:
-                    lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs)
-                    q = next_task(sync, k, alone)
-            b = next_block(sync, alone)
+        b, k, q = first(sync, p, T, alone)
+        while q >= 0:
+            lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs)
+            b, k, q = after(sync, b, k, T, alone)
 
 
 # --- GRU: saved = [r, z, n] over xp, hp_n beside --------------------------------------------------
@@ -747,15 +747,11 @@ def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_n
     hps, hs, _ = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b = first_block(sync, p, alone)
-        while b >= 0:
-            for k in range(2 * T):
-                q = first_task(sync, k, b, alone)
-                while q >= 0:
-                    gru_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns,
-                                     hps)
-                    q = next_task(sync, k, alone)
-            b = next_block(sync, alone)
+        b, k, q = first(sync, p, T, alone)
+        while q >= 0:
+            gru_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns,
+                             hps)
+            b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 
 
@@ -808,15 +804,11 @@ def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, s
     direct = np.empty((B, dh.shape[1]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b = first_block(sync, p, alone)
-        while b >= 0:
-            for k in range(2 * T):
-                q = first_task(sync, k, b, alone)
-                while q >= 0:
-                    gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
-                                      dhps, direct)
-                    q = next_task(sync, k, alone)
-            b = next_block(sync, alone)
+        b, k, q = first(sync, p, T, alone)
+        while q >= 0:
+            gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
+                              dhps, direct)
+            b, k, q = after(sync, b, k, T, alone)
 
 
 # --- a large product against packed weights (the input projection of all steps, dx) ------------

@@ -196,6 +196,21 @@ def test_parts_with_fewer_threads_than_parts_finish_the_same():
     assert done.stdout.strip() == "True", done.stderr
 
 
+def test_a_late_thread_takes_its_tasks_from_the_first_phase_left():
+    """Two parts over 3 steps (6 phases), walked here in one thread in a fixed order. Part 1 starts
+    late: part 0 does its own task of phase 0, then, part 1 not having started, takes over part 1's,
+    then takes its own of phase 1. Part 1, starting now, finds phase 0 done and must take its own
+    task of phase 1 (ending its walk there would leave part 0 waiting for it forever)."""
+    T, sync = 3, kernels.phases(3, 2)
+    taken = [kernels.first(sync, 0, T, False)]
+    while taken[-1][1:] != (1, 0):
+        b, k, q = taken[-1]
+        taken.append(kernels.after(sync, b, k, T, False))
+    assert taken == [(0, 0, 0), (0, 0, 1), (0, 1, 0)]
+    assert kernels.first(sync, 1, T, False) == (1, 1, 1)
+    assert sync[:2].tolist() == [[1, 1, 2], [1, 1, 0]] and sync[-1, 0] == 2    # claimed, done; both started
+
+
 @pytest.mark.parametrize("mode,nl", CELLS)
 def test_float32_kernels_match_torch(mode, nl):
     torch = pytest.importorskip("torch")
