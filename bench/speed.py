@@ -22,8 +22,10 @@ NumPy's BLAS threads in the same process) and so peak memory can be read honestl
 GFLOP/s counts the matrix products only (2 flops per multiply-add; a training step is three
 times the forward's 2*T*B*G*H*(I+H)); the ceiling is NumPy's float32 matmul on 2048x2048
 matrices, the best of at least 10 in the same run (on a shared machine other tenants only slow
-it, so the best is the steadiest estimate, and the strictest one to compare with). Both libraries
-use their default thread counts.
+it, so the best is the steadiest estimate, and the strictest one to compare with). %ceil is the
+better of rnnkit's two GFLOP/s over the ceiling, and the column beside it torch's. For every ratio
+below 1.0 a line says how close each library came to the ceiling there: where both are near it,
+neither can pull ahead. Both libraries use their default thread counts.
 """
 from __future__ import annotations
 
@@ -244,7 +246,8 @@ def main(argv=None):
           f"{os.cpu_count()} CPUs, float32, medians of {repeats} runs after warm-up, median of {rounds} rounds")
     print(f"NumPy float32 matmul ceiling (2048x2048): {ceiling:.1f} GFLOP/s")
     head = (f"{'mode':5} {'T':>4} {'B':>3} {'I':>4} {'H':>4} | {'train ms':>9} {'torch':>8} {'ratio':>5} | "
-            f"{'infer ms':>9} {'torch':>8} {'ratio':>5} | {'GFLOP/s tr/inf':>14} {'%ceil':>5} | {'mem MB':>6} {'torch':>6}")
+            f"{'infer ms':>9} {'torch':>8} {'ratio':>5} | {'GFLOP/s tr/inf':>14} {'%ceil':>5} {'torch':>5} | "
+            f"{'mem MB':>6} {'torch':>6}")
     print(head)
     print("-" * len(head))
     rows = []
@@ -252,15 +255,15 @@ def main(argv=None):
         for (T, B, I, H) in grid:
             ours, theirs = alternate(rounds, mode, T, B, I, H, repeats)
             f = forward_flops(mode, T, B, I, H)
-            gf_train, gf_infer = 3 * f / ours["train"] / 1e9, f / ours["infer"] / 1e9
+            gf = {lib: (3 * f / r["train"] / 1e9, f / r["infer"] / 1e9) for lib, r in (("ours", ours), ("torch", theirs))}
             row = dict(mode=mode, cfg=(T, B, I, H), train=theirs["train"] / ours["train"],
-                       infer=theirs["infer"] / ours["infer"], ceil=max(gf_train, gf_infer) / ceiling,
-                       mem=ours["mem"], mem_torch=theirs["mem"])
+                       infer=theirs["infer"] / ours["infer"], ceil=max(gf["ours"]) / ceiling,
+                       ceil_torch=max(gf["torch"]) / ceiling, mem=ours["mem"], mem_torch=theirs["mem"], gf=gf)
             rows.append(row)
             print(f"{mode:5} {T:>4} {B:>3} {I:>4} {H:>4} | {ours['train'] * 1e3:9.2f} {theirs['train'] * 1e3:8.2f} "
                   f"{row['train']:5.2f} | {ours['infer'] * 1e3:9.2f} {theirs['infer'] * 1e3:8.2f} {row['infer']:5.2f} | "
-                  f"{gf_train:6.1f} /{gf_infer:6.1f} {100 * row['ceil']:4.0f}% | {ours['mem']:6.1f} {theirs['mem']:6.1f}",
-                  flush=True)
+                  f"{gf['ours'][0]:6.1f} /{gf['ours'][1]:6.1f} {100 * row['ceil']:4.0f}% {100 * row['ceil_torch']:4.0f}% | "
+                  f"{ours['mem']:6.1f} {theirs['mem']:6.1f}", flush=True)
     ours, theirs = spawn("cell", "rnnkit", repeats), spawn("cell", "torch", repeats)
     print(f"streaming LSTMCell B=1 H=128, us/step: inference rnnkit {ours['infer']:.1f}  torch {theirs['infer']:.1f}"
           f"  ratio {theirs['infer'] / ours['infer']:.2f} | with grad rnnkit {ours['grad']:.1f}  torch {theirs['grad']:.1f}"
@@ -268,12 +271,19 @@ def main(argv=None):
     for key, name in (("train", "training"), ("infer", "inference")):
         r = [row[key] for row in rows]
         print(f"{name} torch/rnnkit: median {statistics.median(r):.2f}, min {min(r):.2f}")
+    for row in rows:                       # where torch wins: how close each library is to the ceiling there
+        for i, (key, name) in enumerate((("train", "training"), ("infer", "inference"))):
+            if row[key] < 1.0:
+                print(f"below 1.0: {row['mode']} {row['cfg']} {name} {row[key]:.2f}: rnnkit at "
+                      f"{100 * row['gf']['ours'][i] / ceiling:.0f}% of the ceiling, torch at "
+                      f"{100 * row['gf']['torch'][i] / ceiling:.0f}%")
     big = [row["ceil"] for row in rows if row["cfg"][3] >= 512]
     if big:
         print(f"H >= 512: rnnkit reaches {100 * min(big):.0f}% to {100 * max(big):.0f}% of the matmul ceiling")
     print("reproduce: python bench/speed.py" + (" --quick" if args.quick else "")
           + ("" if args.repeats is None else f" --repeats {args.repeats}")
-          + ("" if args.rounds is None else f" --rounds {args.rounds}") + "   (or: rnnkit bench speed)")
+          + ("" if args.rounds is None else f" --rounds {args.rounds}")
+          + ("" if modes == MODES else f" --modes {','.join(modes)}") + "   (or: rnnkit bench speed)")
 
 
 if __name__ == "__main__":
