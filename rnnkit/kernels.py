@@ -749,8 +749,7 @@ def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_n
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            gru_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns,
-                             hps)
+            gru_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps)
             b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 
