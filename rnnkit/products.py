@@ -16,7 +16,8 @@ its threads spinning for a while after each product, and a spinning thread on th
 the recurrence needs stalls every step. NumPy's BLAS is set to one thread for the time of the
 product and back after: OpenBLAS's "thread-local" setting is process-wide in the builds NumPy
 ships (a thread that sets it changes it for all). With one part, or without OpenBLAS, products
-are plain NumPy.
+are plain NumPy. For the products outside the layer (a model's output layer, a user's own), the
+import has OpenBLAS's threads sleep as soon as they are idle (rnnkit.blas.sleep_when_idle).
 """
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ import numpy as np
 
 from . import gemm as packed
 from . import kernels
-from .blas import thread_setter
+from .blas import sleep_when_idle, thread_setter
 from .workspace import FRESH
 
 _set_threads = thread_setter("numpy")
+if kernels.ENABLED:
+    sleep_when_idle("numpy")
 SPLIT_WORK = 1 << 25    # multiply-adds below which handing a block to another thread costs more than it saves
 _pool = None
 

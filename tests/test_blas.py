@@ -1,0 +1,43 @@
+"""rnnkit has NumPy's OpenBLAS put its idle threads to sleep at once: no thread of it spins on after
+a product, holding a core that the threaded recurrence needs (rnnkit.blas.sleep_when_idle)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rnnkit import blas, kernels
+
+pytestmark = pytest.mark.skipif(not kernels.ENABLED or blas.thread_setter("numpy") is None,
+                                reason="needs Numba and the OpenBLAS that NumPy ships")
+
+IDLE_CPU = """
+import time, numpy as np
+np.matmul(np.ones((64, 64), np.float32), np.ones((64, 64), np.float32))   # OpenBLAS started
+{extra}
+a, b = np.ones((2048, 2048), np.float32), np.ones((2048, 2048), np.float32)
+np.matmul(a, b)                                                          # a product on all threads
+c0 = time.process_time()
+time.sleep(0.3)
+print(time.process_time() - c0)                                          # CPU seconds while idle
+"""
+
+
+def idle_cpu(extra):
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    done = subprocess.run([sys.executable, "-c", IDLE_CPU.format(extra=extra)], capture_output=True, text=True,
+                          env=env, check=True)
+    return float(done.stdout)
+
+
+def test_no_openblas_thread_spins_after_a_product_once_rnnkit_is_imported():
+    spun = idle_cpu("")
+    if spun < 0.03:
+        pytest.skip(f"this OpenBLAS did not spin after a product ({spun:.3f} s of CPU): nothing to stop")
+    assert idle_cpu("import rnnkit") < 0.01
+
+
+def test_a_timeout_the_user_set_is_left_alone(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "30")
+    assert blas.sleep_when_idle("numpy") is False
+    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "30"
