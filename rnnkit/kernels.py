@@ -862,3 +862,15 @@ def lstm_cell_forward(x, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh, saved, h, c):
             tc_[j] = tanh(c_[j])
         for j in range(H):
             h_[j] = ao[j] * tc_[j]
+
+
+# --- Embedding's backward: rows added into the rows of a table that ids pick --------------------
+
+@_kernel
+def add_rows(table, ids, rows):
+    """table[ids[i]] += rows[i] for each i in turn: np.add.at(table, ids, rows), the same sums in
+    the same order, without its per-element dispatch."""
+    for i in range(ids.shape[0]):
+        t, r = table[ids[i]], rows[i]
+        for j in range(r.shape[0]):
+            t[j] += r[j]

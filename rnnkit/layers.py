@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import checks
+from . import checks, kernels
 from .module import Module
 
 
@@ -29,10 +29,10 @@ class Linear(Module):
             raise ValueError(f"input must have size {self.in_features} in its last dimension, got shape {x.shape}")
         x = x.astype(self.dtype, copy=False)
         self._x = x
-        y = x @ self.params["weight"].T
+        y = x.reshape(-1, self.in_features) @ self.params["weight"].T     # one product, not one per leading index
         if "bias" in self.params:
             y += self.params["bias"]
-        return y
+        return y.reshape(*x.shape[:-1], self.out_features)
 
     __call__ = forward
 
@@ -44,7 +44,7 @@ class Linear(Module):
         self.grads["weight"] += dy2.T @ x2
         if "bias" in self.params:
             self.grads["bias"] += dy2.sum(0)
-        return dy @ self.params["weight"]
+        return (dy2 @ self.params["weight"]).reshape(x.shape)
 
 
 class Embedding(Module):
@@ -75,7 +75,11 @@ class Embedding(Module):
         if self._ids is None:
             raise ValueError("backward() called before forward()")
         ids, self._ids = self._ids, None
-        np.add.at(self.grads["weight"], ids.reshape(-1), dy.reshape(-1, self.embedding_dim))
+        ids, rows = ids.reshape(-1), dy.reshape(-1, self.embedding_dim)
+        if kernels.ENABLED:
+            kernels.add_rows(self.grads["weight"], ids, rows)
+        else:
+            np.add.at(self.grads["weight"], ids, rows)
         return None
 
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from rnnkit import kernels
 from rnnkit.gradcheck import numerical_grad, relative_error
 from rnnkit.layers import Dropout, Embedding, Linear
 
@@ -56,6 +57,20 @@ def test_embedding_gradcheck_and_torch(rng):
     out.backward(torch.from_numpy(w))
     assert np.array_equal(layer.forward(ids), out.detach().numpy()), "output"
     assert relative_error(layer.grads["weight"], twin.weight.grad.numpy()) < 1e-12, "dweight vs torch"
+
+
+@pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
+def test_embedding_backward_compiled_adds_as_np_add_at(rng, monkeypatch):
+    ids = rng.integers(0, 10, (50, 7))                             # each id about 35 times
+    dy = rng.standard_normal((50, 7, 16)).astype(np.float32)
+    grads = []
+    for compiled in (True, False):
+        monkeypatch.setattr(kernels, "ENABLED", compiled)
+        layer = Embedding(10, 16, seed=0)
+        layer.forward(ids)
+        layer.backward(dy[:, :, ::-1] if compiled else dy[:, :, ::-1].copy())   # a strided view too
+        grads.append(layer.grads["weight"])
+    assert np.array_equal(*grads)
 
 
 def test_embedding_rejects_bad_ids():
