@@ -26,6 +26,10 @@ it, so the best is the steadiest estimate, and the strictest one to compare with
 better of rnnkit's two GFLOP/s over the ceiling, and the column beside it torch's. For every ratio
 below 1.0 a line says how close each library came to the ceiling there: where both are near it,
 neither can pull ahead. Both libraries use their default thread counts.
+
+The last line times a whole model's training step, where a layer meets the rest of a network:
+a character language model (embedding, two LSTM layers, a linear head, cross-entropy and Adam, at
+the sizes of LM below), the same weights in both libraries, the median of the rounds' medians.
 """
 from __future__ import annotations
 
@@ -158,6 +162,53 @@ def cell_worker(lib, repeats, steps=2000):
     print(json.dumps(result))
 
 
+LM = dict(V=65, H=256, layers=2, T=100, B=32)     # a character model the size of char-rnn's on Shakespeare
+
+
+def lm_worker(lib, repeats):
+    """Seconds per training step of a character language model (embedding V x H, LSTM layers of H
+    units, linear head, cross-entropy, Adam): forward, backward and the update."""
+    import numpy as np
+    from rnnkit.models import LanguageModel, ModelConfig
+    from rnnkit.optim import Adam
+    V, H, T, B = LM["V"], LM["H"], LM["T"], LM["B"]
+    model = LanguageModel(ModelConfig(input_size=V, output_size=V, vocab_input=True, hidden=H,
+                                      layers=LM["layers"]), stateful=False)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    if lib == "rnnkit":
+        opt = Adam(model, lr=1e-3)
+
+        def step():
+            model.zero_grad()
+            model.loss((x, y))
+            model.backward()
+            opt.step()
+    else:
+        import torch
+
+        class Twin(torch.nn.Module):                 # its parameters' names are the rnnkit model's
+            def __init__(self):
+                super().__init__()
+                self.embedding = torch.nn.Embedding(V, H)
+                self.rnn = torch.nn.LSTM(H, H, LM["layers"])
+                self.head = torch.nn.Linear(H, V)
+
+            def forward(self, ids):
+                return self.head(self.rnn(self.embedding(ids))[0])
+        twin = Twin()
+        twin.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+        opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y).reshape(-1)
+
+        def step():
+            opt.zero_grad(set_to_none=False)
+            torch.nn.functional.cross_entropy(twin(xt).reshape(-1, V), yt).backward()
+            opt.step()
+    step()
+    print(json.dumps(dict(step=median_time(step, repeats))))
+
+
 def matmul_worker(repeats, n=2048):
     """The best of 10 (at least) float32 products of 2048x2048 matrices: what NumPy reaches here when
     the machine lets it (other tenants only ever slow it down)."""
@@ -230,6 +281,8 @@ def main(argv=None):
             return matmul_worker(int(rest[0]))
         if kind == "cell":
             return cell_worker(rest[0], int(rest[1]))
+        if rest[0] == "lm":
+            return lm_worker(kind, int(rest[1]))
         mode, *nums = rest
         return worker(kind, mode, *map(int, nums))
 
@@ -262,14 +315,19 @@ def main(argv=None):
                        mem=ours["mem"], mem_torch=theirs["mem"], gf=gf)
             rows.append(row)
             print(f"{mode:5} {T:>4} {B:>3} {I:>4} {H:>4} | {ours['train'] * 1e3:9.2f} {theirs['train'] * 1e3:8.2f} "
-                  f"{row['train']:5.2f} | {ours['infer'] * 1e3:9.2f} {theirs['infer'] * 1e3:8.2f} {row['infer']:5.2f} | "
+                  f"{row['train']:5.2f} | {ours['infer'] * 1e3:9.2f} {theirs['infer'] * 1e3:8.2f} "
+                  f"{row['infer']:5.2f} | "
                   f"{gf['ours'][0]:6.1f} /{gf['ours'][1]:6.1f} {100 * row['ceil']:4.0f}% "
                   f"{100 * max(gf['torch']) / ceiling:4.0f}% | "
                   f"{ours['mem']:6.1f} {theirs['mem']:6.1f}", flush=True)
     ours, theirs = spawn("cell", "rnnkit", repeats), spawn("cell", "torch", repeats)
     print(f"streaming LSTMCell B=1 H=128, us/step: inference rnnkit {ours['infer']:.1f}  torch {theirs['infer']:.1f}"
-          f"  ratio {theirs['infer'] / ours['infer']:.2f} | with grad rnnkit {ours['grad']:.1f}  torch {theirs['grad']:.1f}"
-          f"  ratio {theirs['grad'] / ours['grad']:.2f}")
+          f"  ratio {theirs['infer'] / ours['infer']:.2f} | with grad rnnkit {ours['grad']:.1f}  "
+          f"torch {theirs['grad']:.1f}  ratio {theirs['grad'] / ours['grad']:.2f}")
+    ours, theirs = alternate(rounds, "lm", repeats)
+    print(f"model: char LM training step (embedding {LM['V']}x{LM['H']}, {LM['layers']} LSTM layers of {LM['H']}, "
+          f"linear, cross-entropy, Adam; T={LM['T']}, B={LM['B']}), ms: rnnkit {ours['step'] * 1e3:.1f}  "
+          f"torch {theirs['step'] * 1e3:.1f}  ratio {theirs['step'] / ours['step']:.2f}")
     for key, name in (("train", "training"), ("infer", "inference")):
         r = [row[key] for row in rows]
         print(f"{name} torch/rnnkit: median {statistics.median(r):.2f}, min {min(r):.2f}")
