@@ -21,13 +21,15 @@ NumPy's BLAS threads in the same process) and so peak memory can be read honestl
          charged, or credited, for what importing and compiling touched earlier.
 GFLOP/s counts the matrix products only (2 flops per multiply-add; a training step is three
 times the forward's 2*T*B*G*H*(I+H)); the ceiling is NumPy's float32 matmul on 2048x2048
-matrices, the best of at least 10 in the same run (on a shared machine other tenants only slow
-it, so the best is the steadiest estimate, and the strictest one to compare with). %ceil is the
-better of rnnkit's two GFLOP/s over the ceiling, and the column beside it torch's. For every ratio
-below 1.0 a line says how close each library came to the ceiling there: where both are near it,
-neither can pull ahead. Both libraries use their default thread counts.
+matrices, the best of at least 10 in each of several workers spread over the run (before each
+mode's configurations and after the last; on a shared machine other tenants only slow it, so the
+best is the steadiest estimate, and the strictest one to compare with). The table is printed
+once the last ceiling is in; progress goes to stderr meanwhile. %ceil is the better of rnnkit's
+two GFLOP/s over the ceiling, and the column beside it torch's. For every ratio below 1.0 a line
+says how close each library came to the ceiling there: where both are near it, neither can pull
+ahead. Both libraries use their default thread counts.
 
-The last line times a whole model's training step, where a layer meets the rest of a network:
+The model line times a whole model's training step, where a layer meets the rest of a network:
 a character language model (embedding, two LSTM layers, a linear head, cross-entropy and Adam, at
 the sizes of LM below), the same weights in both libraries, the median of the rounds' medians.
 """
@@ -294,32 +296,37 @@ def main(argv=None):
     import numpy as np
     import torch
 
-    ceiling = spawn("matmul", repeats)["gflops"]
+    ceilings, rows = [], []
+    for mode in modes:
+        ceilings.append(spawn("matmul", repeats)["gflops"])
+        for (T, B, I, H) in grid:
+            print(f"timing {mode} {(T, B, I, H)} ...", file=sys.stderr, flush=True)
+            ours, theirs = alternate(rounds, mode, T, B, I, H, repeats)
+            f = forward_flops(mode, T, B, I, H)
+            gf = {lib: (3 * f / r["train"] / 1e9, f / r["infer"] / 1e9)              # GFLOP/s: training, inference
+                  for lib, r in (("ours", ours), ("torch", theirs))}
+            rows.append(dict(mode=mode, cfg=(T, B, I, H), ours=ours, theirs=theirs, gf=gf,
+                             train=theirs["train"] / ours["train"], infer=theirs["infer"] / ours["infer"]))
+    ceilings.append(spawn("matmul", repeats)["gflops"])
+    ceiling = max(ceilings)        # other tenants only ever slow it: the best is the steadiest, and strictest
     print(f"rnnkit vs torch {torch.__version__} (default threads: {torch.get_num_threads()}), numpy {np.__version__}, "
           f"{os.cpu_count()} CPUs, float32, medians of {repeats} runs after warm-up, median of {rounds} rounds")
-    print(f"NumPy float32 matmul ceiling (2048x2048): {ceiling:.1f} GFLOP/s")
+    print(f"NumPy float32 matmul ceiling (2048x2048): {ceiling:.1f} GFLOP/s, the best of "
+          f"{', '.join(f'{c:.1f}' for c in ceilings)} (before each mode's rows and after the last)")
     head = (f"{'mode':5} {'T':>4} {'B':>3} {'I':>4} {'H':>4} | {'train ms':>9} {'torch':>8} {'ratio':>5} | "
             f"{'infer ms':>9} {'torch':>8} {'ratio':>5} | {'GFLOP/s tr/inf':>14} {'%ceil':>5} {'torch':>5} | "
             f"{'mem MB':>6} {'torch':>6}")
     print(head)
     print("-" * len(head))
-    rows = []
-    for mode in modes:
-        for (T, B, I, H) in grid:
-            ours, theirs = alternate(rounds, mode, T, B, I, H, repeats)
-            f = forward_flops(mode, T, B, I, H)
-            gf = {lib: (3 * f / r["train"] / 1e9, f / r["infer"] / 1e9)              # GFLOP/s: training, inference
-                  for lib, r in (("ours", ours), ("torch", theirs))}
-            row = dict(mode=mode, cfg=(T, B, I, H), train=theirs["train"] / ours["train"],
-                       infer=theirs["infer"] / ours["infer"], ceil=max(gf["ours"]) / ceiling,
-                       mem=ours["mem"], mem_torch=theirs["mem"], gf=gf)
-            rows.append(row)
-            print(f"{mode:5} {T:>4} {B:>3} {I:>4} {H:>4} | {ours['train'] * 1e3:9.2f} {theirs['train'] * 1e3:8.2f} "
-                  f"{row['train']:5.2f} | {ours['infer'] * 1e3:9.2f} {theirs['infer'] * 1e3:8.2f} "
-                  f"{row['infer']:5.2f} | "
-                  f"{gf['ours'][0]:6.1f} /{gf['ours'][1]:6.1f} {100 * row['ceil']:4.0f}% "
-                  f"{100 * max(gf['torch']) / ceiling:4.0f}% | "
-                  f"{ours['mem']:6.1f} {theirs['mem']:6.1f}", flush=True)
+    for row in rows:
+        (T, B, I, H), ours, theirs, gf = row["cfg"], row["ours"], row["theirs"], row["gf"]
+        row["ceil"] = max(gf["ours"]) / ceiling
+        print(f"{row['mode']:5} {T:>4} {B:>3} {I:>4} {H:>4} | {ours['train'] * 1e3:9.2f} "
+              f"{theirs['train'] * 1e3:8.2f} {row['train']:5.2f} | {ours['infer'] * 1e3:9.2f} "
+              f"{theirs['infer'] * 1e3:8.2f} {row['infer']:5.2f} | "
+              f"{gf['ours'][0]:6.1f} /{gf['ours'][1]:6.1f} {100 * row['ceil']:4.0f}% "
+              f"{100 * max(gf['torch']) / ceiling:4.0f}% | "
+              f"{ours['mem']:6.1f} {theirs['mem']:6.1f}")
     ours, theirs = spawn("cell", "rnnkit", repeats), spawn("cell", "torch", repeats)
     print(f"streaming LSTMCell B=1 H=128, us/step: inference rnnkit {ours['infer']:.1f}  torch {theirs['infer']:.1f}"
           f"  ratio {theirs['infer'] / ours['infer']:.2f} | with grad rnnkit {ours['grad']:.1f}  "
