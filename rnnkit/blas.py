@@ -3,9 +3,8 @@
 `thread_setter` gives openblas_set_num_threads_local: despite its name, process-wide in those
 builds. `sleep_when_idle` stops OpenBLAS's threads from spinning after each product: by default
 an idle one spins for about 0.1 s (2^28 cycles) before it sleeps, and a spinning thread holds a
-core that a threaded recurrence (rnnkit.kernels) needs at every step. After one product of NumPy's
-on two threads, such as a model's output layer, an LSTM training step at (100, 32, 128, 128)
-took 33-37 ms against 16-18 ms without it, on two cores.
+core that a threaded recurrence (rnnkit.kernels) needs at every step: after a product of NumPy's
+on all cores, such as a model's output layer, the recurrence ran at about half its speed.
 """
 from __future__ import annotations
 
