@@ -111,6 +111,7 @@ def packed_product(a, W, parts, out=None, bias=None, ws=FRESH):
         out = np.empty((a.shape[0], N), np.result_type(a, W))
     Wk = ws.empty(packed.packed_shape(1, K, N), W.dtype)
     packed.pack[parts](W, _all_columns(N), Wk)
-    kernels.packed_product[parts](a, Wk[0], out[0] if bias is None else bias, out, bias is not None)
+    kernels.packed_product[parts](a, Wk[0], out[0] if bias is None else bias, out, bias is not None,
+                                  kernels.product_blocks(a.shape[0], parts))
     ws.give_back(Wk)
     return out

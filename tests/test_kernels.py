@@ -312,6 +312,19 @@ def test_layer_product_equals_numpy(parts, rows, dtype):
 
 
 @pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("M", [5, 130, 257, 700])
+def test_packed_product_blocks_cover_every_row_once(parts, M):
+    """Blocks of rows of equal size but for whole tiles, as many for each thread: every row once."""
+    rng = np.random.default_rng(M)
+    a, W, bias = rng.standard_normal((M, 37)), rng.standard_normal((37, 45)), rng.standard_normal(45)
+    blocks = kernels.product_blocks(M, parts)
+    assert blocks % parts == 0 and M / blocks <= kernels.PRODUCT_ROWS
+    out = np.full((M, 45), np.nan)
+    products.packed_product(a, W, parts, out, bias)                   # the bias added once to each row
+    assert relative_error(out, a @ W + bias) < 1e-13
+
+
+@pytest.mark.parametrize("parts", [2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_small_weight_gradient_product_equals_numpy(parts, dtype):
     """A weight gradient too small to split (A.T @ B over the steps): packed, on the parts' threads."""
