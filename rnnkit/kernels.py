@@ -818,7 +818,7 @@ PRODUCT_ROWS = 64       # rows of A per block, about: with a panel of W, they st
 def product_blocks(M, P):
     """How many blocks of rows packed_product cuts M rows into on P threads: about PRODUCT_ROWS rows
     each, and the same number for each thread. A prange hands each thread an equal run of its
-    iterations: 11 blocks of 64 for M = 700 left one thread 6 and the other 5, the time of 768 rows."""
+    iterations: 11 blocks of 64 for M = 700 left one thread 6 and the other 5."""
     return P * -(-M // (P * PRODUCT_ROWS))
 
 
