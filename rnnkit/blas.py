@@ -9,6 +9,7 @@ on all cores, such as a model's output layer, the recurrence ran at about half i
 from __future__ import annotations
 
 import ctypes
+import functools
 import glob
 import importlib.util
 import os
@@ -16,8 +17,10 @@ import os
 SLEEP_TIMEOUT = "4"     # OPENBLAS_THREAD_TIMEOUT: 2^4 cycles, OpenBLAS's least, so the threads sleep at once
 
 
+@functools.lru_cache(maxsize=None)
 def _library(package: str):
-    """The OpenBLAS in <package>.libs as a ctypes library; None where the package or it is missing."""
+    """The OpenBLAS in <package>.libs as a ctypes library, looked up once; None where the package or
+    it is missing."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -45,9 +48,9 @@ def sleep_when_idle(package: str) -> bool:
     starts its threads, which NumPy's import has done: so have OpenBLAS read its environment again
     with the timeout set, and shut its threads down (as it does before a fork); its next threaded
     product starts them again, with the new timeout. Returns whether it did."""
-    lib = _library(package)
-    if "OPENBLAS_THREAD_TIMEOUT" in os.environ or lib is None:
+    if "OPENBLAS_THREAD_TIMEOUT" in os.environ:
         return False
+    lib = _library(package)
     read_env = getattr(lib, "openblas_read_env", None)
     shutdown = getattr(lib, "blas_thread_shutdown_", None)
     if read_env is None or shutdown is None:
