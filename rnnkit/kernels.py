@@ -319,12 +319,11 @@ def part_width(edges):
 
 
 @_inline
-def keep_state(t, b, j0, j1, keep, h_prev, c, h_prevs, c_prevs, has_c):
-    """Row b's units [j0, j1) of the state before step t, for backward."""
+def keep_state(t, b, keep, h_prev, c, h_prevs, c_prevs, has_c):
     if keep:
-        h_prevs[t, b, j0:j1] = h_prev[b, j0:j1]
+        h_prevs[t, b] = h_prev[b]
         if has_c:
-            c_prevs[t, b, j0:j1] = c[b, j0:j1]
+            c_prevs[t, b] = c[b]
 
 
 @_inline
@@ -347,22 +346,14 @@ def forward_scratch(Wk, h):
 
 
 @_inline
-def zero_units(a, j0, j1, H):
-    """Units [j0, j1) of each of the gate blocks of H in row a set to zero."""
+def pass_state(b, a, saved_, o_, h_prev, h_next):
+    """A padded row b in forward: its gates a and its other saved values saved_ are zero, its output
+    o_ is zero, and its state passes through unchanged."""
     zero = a.dtype.type(0)
-    for g in range(a.shape[0] // H):
-        a[g * H + j0:g * H + j1] = zero
-
-
-@_inline
-def pass_state(b, j0, j1, a, saved_, o_, h_prev, h_next):
-    """Units [j0, j1) of a padded row b in forward: its gates a and its other saved values saved_
-    are zero, its output o_ is zero, and its state passes through unchanged."""
-    H = h_prev.shape[1]
-    zero_units(a, j0, j1, H)
-    zero_units(saved_, j0, j1, H)
-    zero_units(o_, j0, j1, H)
-    h_next[b, j0:j1] = h_prev[b, j0:j1]
+    a[:] = zero
+    saved_[:] = zero
+    o_[:] = zero
+    h_next[b] = h_prev[b]
 
 
 @_inline
@@ -407,47 +398,10 @@ def threads(Wk, sync):
 STEAL_AFTER = 2000      # spins (about 50 us) waiting on a thread that has not started, before doing its task
 
 
-def by_units(P, B):
-    """Whether a step's gates split by hidden units rather than by batch rows: where the rows are
-    fewer than the parts (a block of rows each would leave some parts without one)."""
-    return 1 < P and B < P
-
-
-def phases(T, P, units=False, backward=False):
+def phases(T, P):
     """The meeting points of a sequence of T steps on P parts: per phase, a claim flag per task and
-    a count of those done; in the last row, a count of the threads that have started and whether
-    the gates split by units. By rows, a step is two phases, its product and its gates; by units,
-    one: forward, a part's product and then its own units' gates (T phases); backward, a part's
-    product into dh of one step and then its units' gates of the step before (T + 1 phases)."""
-    n = T + backward if units else 2 * T
-    sync = np.zeros((n + 1, P + 1), np.int64)
-    sync[n, 1] = units
-    return sync
-
-
-@_inline
-def split_by_units(sync):
-    return sync[sync.shape[0] - 1, 1] != 0
-
-
-@_inline
-def step_phases(k, T, sync, lead):
-    """The phases of the two-phase walk (by rows: 2s the product of step s and 2s + 1 its gates
-    forward, 2s the gates and 2s + 1 the product backward) that phase k does: k itself; or, by
-    units, 2k - lead and 2k + 1 - lead, those in [0, 2T), one after the other, with no meeting."""
-    if not split_by_units(sync):
-        return k, k + 1
-    return max(2 * k - lead, 0), min(2 * k + 2 - lead, 2 * T)
-
-
-@_inline
-def gate_share(q, P, B, Wk, sync):
-    """Task q's share of a step's gates: rows [b0, b1) and the parts [q0, q1) of W whose units it
-    does: by rows, a block of rows and all units; by units, every row and part q's units."""
-    if split_by_units(sync):
-        return 0, B, q, q + 1
-    b0, b1 = rows(q, P, B)
-    return b0, b1, 0, Wk.shape[0]
+    a count of those done; in the last row, a count of the threads that have started."""
+    return np.zeros((2 * T + 1, P + 1), np.int64)
 
 
 @_inline
@@ -491,7 +445,7 @@ def unclaimed_block(sync):
 
 
 @_inline
-def first(sync, p, alone):
+def first(sync, p, T, alone):
     """Thread p's first (block, phase, task); the task is -1 when it has nothing to do. Where threads
     work alone, its own block of rows, claimed, unless a thread that finished early has taken it; a
     thread that works alone needs no other: its task in every phase is its block. Where they split
@@ -500,32 +454,32 @@ def first(sync, p, alone):
     p = np.int64(p)
     if alone:
         b = p if claim(sync, 0, p) else unclaimed_block(sync)
-        return b, 0, (b if sync.shape[0] > 1 else np.int64(-1))
+        return b, 0, (b if T > 0 else np.int64(-1))
     atomics.fetch_add(sync[sync.shape[0] - 1], 0, 1)                  # started
-    return own_from(sync, p, 0)
+    return own_from(sync, p, 0, T)
 
 
 @_inline
-def after(sync, b, k, alone):
+def after(sync, b, k, T, alone):
     """The (block, phase, task) after a task of phase k in block b; the task is -1 when the thread
     is done. Where threads split the units, count the task done, then take one left unclaimed in
     phase k, or, once it is done, the thread's own in a later phase."""
     if alone:
-        if k + 2 < sync.shape[0]:
+        if k + 1 < 2 * T:
             return b, k + 1, b
         b = unclaimed_block(sync)
         return b, 0, b
     row = sync[k]
     atomics.fetch_add(row, row.shape[0] - 1, 1)
     q = wait_or_steal(sync, k)
-    return (b, k, q) if q >= 0 else own_from(sync, b, k + 1)
+    return (b, k, q) if q >= 0 else own_from(sync, b, k + 1, T)
 
 
 @_inline
-def own_from(sync, p, k):
+def own_from(sync, p, k, T):
     """(p, phase, task): from phase k on, part p's own task in the first phase that has one left for
     it (where p started late, the others may have done its tasks of the phases before), or -1."""
-    while k < sync.shape[0] - 1:
+    while k < 2 * T:
         q = own_or_left(sync, k, p)
         if q >= 0:
             return p, k, q
@@ -536,16 +490,15 @@ def own_from(sync, p, k):
 # --- RNN: h = f(xp + h_prev @ W_hh.T + b_hh), f = tanh (relu=False) or relu ----------------------
 
 @_inline
-def rnn_forward_rows(b0, b1, q0, q1, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps):
-    zero = xp.dtype.type(0)
-    J0, J1 = edges[q0], edges[q1]
+def rnn_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps):
+    P, zero = hps.shape[0], xp.dtype.type(0)
     for b in range(b0, b1):
-        keep_state(t, b, J0, J1, keep, h_prev, h_prev, h_prevs, h_prevs, False)
+        keep_state(t, b, keep, h_prev, h_prev, h_prevs, h_prevs, False)
         a, o_ = xp[t, b], out[t, b]
         if t >= lengths[b]:
-            pass_state(b, J0, J1, a, o_, o_, h_prev, h_next)
+            pass_state(b, a, o_, o_, h_prev, h_next)
             continue
-        for q in range(q0, q1):
+        for q in range(P):
             j0, j1 = units(edges, q)
             a_, hp_, bias = a[j0:j1], hps[q, b], bp[q]
             if relu:
@@ -554,19 +507,19 @@ def rnn_forward_rows(b0, b1, q0, q1, t, xp, bp, edges, h_prev, h_next, lengths, 
             else:
                 for k in range(j1 - j0):
                     a_[k] = tanh(a_[k] + hp_[k] + bias[k])
-        o_[J0:J1] = a[J0:J1]
-        h_next[b, J0:J1] = a[J0:J1]
+        o_[:] = a
+        h_next[b] = a
 
 
 @_inline
-def rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, sync):
+def rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps):
     s = k // 2
     if k % 2 == 0:
         product_part(q, P, hs[s % 2, :, :0], hs[s % 2], Wk, hps)
     else:
-        b0, b1, q0, q1 = gate_share(q, P, hs.shape[1], Wk, sync)
-        rnn_forward_rows(b0, b1, q0, q1, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths,
-                         relu, keep, out, h_prevs, hps)
+        b0, b1 = rows(q, P, hs.shape[1])
+        rnn_forward_rows(b0, b1, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep,
+                         out, h_prevs, hps)
 
 
 @_twins
@@ -576,25 +529,23 @@ def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs
     hps, hs, _ = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, alone)
+        b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            for kk in range(*step_phases(k, T, sync, 0)):
-                rnn_forward_task(kk, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps,
-                                 sync)
-            b, k, q = after(sync, b, k, alone)
+            rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
+            b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 
 
 @_inline
-def rnn_backward_rows(b0, b1, j0, j1, t, saved, dout, dh, lengths, relu):
+def rnn_backward_rows(b0, b1, t, saved, dout, dh, lengths, relu):
     one = saved.dtype.type(1)
     zero = one - one
     for b in range(b0, b1):
-        h_ = saved[t, b, j0:j1]
+        h_ = saved[t, b]
         if t >= lengths[b]:                                       # padding carries dh past the cell
             h_[:] = zero
             continue
-        do_, dh_ = dout[t, b, j0:j1], dh[b, j0:j1]
+        do_, dh_ = dout[t, b], dh[b]
         if relu:
             for q in range(h_.shape[0]):
                 h_[q] = do_[q] + dh_[q] if h_[q] > zero else zero
@@ -604,14 +555,13 @@ def rnn_backward_rows(b0, b1, j0, j1, t, saved, dout, dh, lengths, relu):
 
 
 @_inline
-def rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sync):
+def rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs):
     if k % 2 == 1:                                                   # dh_prev of the step before
         t1 = order(T - (k + 1) // 2, T, reverse)
         into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
     else:
-        b0, b1, q0, q1 = gate_share(q, P, dh.shape[0], Wk, sync)
-        rnn_backward_rows(b0, b1, edges[q0], edges[q1], order(T - 1 - k // 2, T, reverse), saved, dout, dh, lengths,
-                          relu)
+        b0, b1 = rows(q, P, dh.shape[0])
+        rnn_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, dout, dh, lengths, relu)
 
 
 @_twins
@@ -621,27 +571,25 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sync):
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, alone)
+        b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            for kk in range(*step_phases(k, T, sync, 1)):
-                rnn_backward_task(kk, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sync)
-            b, k, q = after(sync, b, k, alone)
+            rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs)
+            b, k, q = after(sync, b, k, T, alone)
 
 
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
 
 @_inline
-def lstm_forward_rows(b0, b1, q0, q1, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs,
-                      tcs, hps, zeros, fused):
-    H, m = h_prev.shape[1], part_width(edges)
-    J0, J1 = edges[q0], edges[q1]
+def lstm_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps,
+                      zeros, fused):
+    P, H, m = hps.shape[0], h_prev.shape[1], part_width(edges)
     for b in range(b0, b1):
-        keep_state(t, b, J0, J1, keep, h_prev, c, h_prevs, c_prevs, True)
+        keep_state(t, b, keep, h_prev, c, h_prevs, c_prevs, True)
         a, tcb, o_ = xp[t if keep or not fused else 0, b], tcs[t if keep else 0, b], out[t, b]
         if t >= lengths[b]:
-            pass_state(b, J0, J1, a, tcb, o_, h_prev, h_next)          # i, f, g, o and tanh(c)
+            pass_state(b, a, tcb, o_, h_prev, h_next)                  # i, f, g, o and tanh(c)
             continue
-        for q in range(q0, q1):
+        for q in range(P):
             j0, j1 = units(edges, q)
             n = j1 - j0
             xi, xf, xg, xo = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
@@ -670,19 +618,19 @@ def lstm_forward_rows(b0, b1, q0, q1, t, xp, bp, edges, h_prev, h_next, c, lengt
             if fused and keep:                                       # the gates, where backward reads them
                 for k in range(n):
                     xi[k], xf[k], xg[k], xo[k] = ai[k], af[k], ag[k], ao[k]
-        h_next[b, J0:J1] = o_[J0:J1]
+        h_next[b] = o_
 
 
 @_inline
 def lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps,
-                      zeros, sync):
+                      zeros):
     s, t = k // 2, order(k // 2, T, reverse)
     if k % 2 == 0:
         product_part(q, P, x[t], hs[s % 2], Wk, hps)
     else:
-        b0, b1, q0, q1 = gate_share(q, P, hs.shape[1], Wk, sync)
-        lstm_forward_rows(b0, b1, q0, q1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out, h_prevs,
-                          c_prevs, tcs, hps, zeros, x.shape[2] > 0)
+        b0, b1 = rows(q, P, hs.shape[1])
+        lstm_forward_rows(b0, b1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out, h_prevs, c_prevs,
+                          tcs, hps, zeros, x.shape[2] > 0)
 
 
 @_twins
@@ -695,27 +643,26 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
     hps, hs, zeros = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, alone)
+        b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            for kk in range(*step_phases(k, T, sync, 0)):
-                lstm_forward_task(kk, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
-                                  c_prevs, tcs, hps, zeros, sync)
-            b, k, q = after(sync, b, k, alone)
+            lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
+                              c_prevs, tcs, hps, zeros)
+            b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 
 
 @_inline
-def lstm_backward_rows(b0, b1, j0, j1, t, saved, tcs, c_prevs, dout, dh, dc, lengths):
+def lstm_backward_rows(b0, b1, t, saved, tcs, c_prevs, dout, dh, dc, lengths):
     one = saved.dtype.type(1)
     H = dh.shape[1]
     for b in range(b0, b1):
         a = saved[t, b]
         if t >= lengths[b]:
-            zero_units(a, j0, j1, H)                                 # i, f, g, o
+            a[:] = one - one                                         # i, f, g, o
             continue
-        ai, af, ag, ao = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
-        tc_, cp_, do_, dh_, dc_ = tcs[t, b, j0:j1], c_prevs[t, b, j0:j1], dout[t, b, j0:j1], dh[b, j0:j1], dc[b, j0:j1]
-        for q in range(j1 - j0):
+        ai, af, ag, ao = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+        tc_, cp_, do_, dh_, dc_ = tcs[t, b], c_prevs[t, b], dout[t, b], dh[b], dc[b]
+        for q in range(H):
             i, f, g, o = ai[q], af[q], ag[q], ao[q]
             tc = tc_[q]
             dh_t = do_[q] + dh_[q]
@@ -728,14 +675,13 @@ def lstm_backward_rows(b0, b1, j0, j1, t, saved, tcs, c_prevs, dout, dh, dc, len
 
 
 @_inline
-def lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs, sync):
+def lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs):
     if k % 2 == 1:                                                   # dh_prev of the step before
         t1 = order(T - (k + 1) // 2, T, reverse)
         into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
     else:
-        b0, b1, q0, q1 = gate_share(q, P, dh.shape[0], Wk, sync)
-        lstm_backward_rows(b0, b1, edges[q0], edges[q1], order(T - 1 - k // 2, T, reverse), saved, tcs, c_prevs, dout,
-                           dh, dc, lengths)
+        b0, b1 = rows(q, P, dh.shape[0])
+        lstm_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, tcs, c_prevs, dout, dh, dc, lengths)
 
 
 @_twins
@@ -745,27 +691,24 @@ def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, alone)
+        b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            for kk in range(*step_phases(k, T, sync, 1)):
-                lstm_backward_task(kk, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs,
-                                   sync)
-            b, k, q = after(sync, b, k, alone)
+            lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs)
+            b, k, q = after(sync, b, k, T, alone)
 
 
 # --- GRU: saved = [r, z, n] over xp, hp_n beside --------------------------------------------------
 
 @_inline
-def gru_forward_rows(b0, b1, q0, q1, t, xp, bp, edges, h_prev, h_next, lengths, keep, out, h_prevs, hp_ns, hps):
-    H, m = h_prev.shape[1], part_width(edges)
-    J0, J1 = edges[q0], edges[q1]
+def gru_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, keep, out, h_prevs, hp_ns, hps):
+    P, H, m = hps.shape[0], h_prev.shape[1], part_width(edges)
     for b in range(b0, b1):
-        keep_state(t, b, J0, J1, keep, h_prev, h_prev, h_prevs, h_prevs, False)
+        keep_state(t, b, keep, h_prev, h_prev, h_prevs, h_prevs, False)
         a, hpnb, o_ = xp[t, b], hp_ns[t if keep else 0, b], out[t, b]
         if t >= lengths[b]:
-            pass_state(b, J0, J1, a, hpnb, o_, h_prev, h_next)         # r, z, n and hp_n
+            pass_state(b, a, hpnb, o_, h_prev, h_next)                 # r, z, n and hp_n
             continue
-        for q in range(q0, q1):
+        for q in range(P):
             j0, j1 = units(edges, q)
             n = j1 - j0
             ar, az, an = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1]
@@ -782,18 +725,18 @@ def gru_forward_rows(b0, b1, q0, q1, t, xp, bp, edges, h_prev, h_next, lengths, 
                 an[k] = tanh(an[k] + ar[k] * hpn_[k])                # n = tanh(xp_n + r hp_n)
             for k in range(n):
                 oq[k] = an[k] + az[k] * (hprev_[k] - an[k])          # h = n + z (h_prev - n)
-        h_next[b, J0:J1] = o_[J0:J1]
+        h_next[b] = o_
 
 
 @_inline
-def gru_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps, sync):
+def gru_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps):
     s = k // 2
     if k % 2 == 0:
         product_part(q, P, hs[s % 2, :, :0], hs[s % 2], Wk, hps)
     else:
-        b0, b1, q0, q1 = gate_share(q, P, hs.shape[1], Wk, sync)
-        gru_forward_rows(b0, b1, q0, q1, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep,
-                         out, h_prevs, hp_ns, hps)
+        b0, b1 = rows(q, P, hs.shape[1])
+        gru_forward_rows(b0, b1, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out,
+                         h_prevs, hp_ns, hps)
 
 
 @_twins
@@ -804,32 +747,31 @@ def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_n
     hps, hs, _ = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, alone)
+        b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            for kk in range(*step_phases(k, T, sync, 0)):
-                gru_forward_task(kk, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps,
-                                 sync)
-            b, k, q = after(sync, b, k, alone)
+            gru_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps)
+            b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 
 
 @_inline
-def gru_backward_rows(b0, b1, j0, j1, t, saved, hp_ns, h_prevs, dout, dh, direct, dhp_t, lengths):
+def gru_backward_rows(b0, b1, t, saved, hp_ns, h_prevs, dout, dh, direct, dhp_t, lengths):
     one = saved.dtype.type(1)
+    zero = one - one
     H = dh.shape[1]
     for b in range(b0, b1):
         a, d_ = saved[t, b], dhp_t[b]
-        hpn_, dd_, dh_ = hp_ns[t, b, j0:j1], direct[b, j0:j1], dh[b, j0:j1]
+        hpn_, dd_, dh_ = hp_ns[t, b], direct[b], dh[b]
         if t >= lengths[b]:                                          # padding carries dh
-            zero_units(a, j0, j1, H)
-            zero_units(d_, j0, j1, H)
-            hpn_[:] = one - one
+            a[:] = zero
+            d_[:] = zero
+            hpn_[:] = zero
             dd_[:] = dh_
             continue
-        ar, az, an = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1]
-        dr_, dz_, dn_ = d_[j0:j1], d_[H + j0:H + j1], d_[2 * H + j0:2 * H + j1]
-        hprev_, do_ = h_prevs[t, b, j0:j1], dout[t, b, j0:j1]
-        for q in range(j1 - j0):
+        ar, az, an = a[:H], a[H:2 * H], a[2 * H:]
+        dr_, dz_, dn_ = d_[:H], d_[H:2 * H], d_[2 * H:]
+        hprev_, do_ = h_prevs[t, b], dout[t, b]
+        for q in range(H):
             r, z, nn = ar[q], az[q], an[q]
             dh_t = do_[q] + dh_[q]
             dn = dh_t * (one - z) * (one - nn * nn)                  # into n, through tanh
@@ -842,14 +784,13 @@ def gru_backward_rows(b0, b1, j0, j1, t, saved, hp_ns, h_prevs, dout, dh, direct
 
 
 @_inline
-def gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct,
-                      sync):
+def gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct):
     if k % 2 == 1:                                                   # dh_prev of the step before
         into_h_prev(q, P, edges, 0, lengths, dhps[(k - 1) // 2 % 2], Wk, dhs, dh, direct, True)
     else:
-        b0, b1, q0, q1 = gate_share(q, P, dh.shape[0], Wk, sync)
-        gru_backward_rows(b0, b1, edges[q0], edges[q1], order(T - 1 - k // 2, T, reverse), saved, hp_ns, h_prevs, dout,
-                          dh, direct, dhps[k // 2 % 2], lengths)
+        b0, b1 = rows(q, P, dh.shape[0])
+        gru_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, hp_ns, h_prevs, dout, dh, direct,
+                          dhps[k // 2 % 2], lengths)
 
 
 @_twins
@@ -862,12 +803,11 @@ def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, s
     direct = np.empty((B, dh.shape[1]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, alone)
+        b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            for kk in range(*step_phases(k, T, sync, 1)):
-                gru_backward_task(kk, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
-                                  dhps, direct, sync)
-            b, k, q = after(sync, b, k, alone)
+            gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
+                              dhps, direct)
+            b, k, q = after(sync, b, k, T, alone)
 
 
 # --- a large product against packed weights (the input projection of all steps, dx) ------------

@@ -160,7 +160,7 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
     parts = kernels.packing_parts(P, B, W_hh, x.shape[2])
     buffer = ws.empty((kernels.weights_size(W_hh, parts, x.shape[2]),), dt)
     edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih)
-    sync = kernels.phases(T, P, kernels.by_units(P, B))
+    sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):
         c_prevs, extra = ws.empty(kept, dt), ws.empty(scratch, dt)
         kernels.lstm_forward[P](xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra,
@@ -192,7 +192,7 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
         ws.give_back(buffer)
         buffer = ws.empty((size,), W_hh.dtype)
     edges, Wk = kernels.backward_weights(W_hh, parts, buffer)
-    sync = kernels.phases(T, P, kernels.by_units(P, B), backward=True)
+    sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):
         kernels.lstm_backward[P](saved, cache.extra, cache.c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sync)
     elif isinstance(step, GRUStep):                # cache.extra (hp_n) becomes dn * r

@@ -56,8 +56,7 @@ def test_fused_equals_numpy_steps(mode, nl, monkeypatch):
 
 
 @pytest.mark.parametrize("mode,nl", CELLS)
-@pytest.mark.parametrize("B", [4, 1, 2, 13])    # B=1: matrix-vector products; B=1, 2: gates split by units;
-#                                                 B=13: each thread alone on its rows
+@pytest.mark.parametrize("B", [4, 1, 13])       # B=1: matrix-vector products; B=13: each thread alone on its rows
 def test_parts_in_threads_equal_one_part(mode, nl, B, monkeypatch):
     rng = np.random.default_rng(4)
     layer = make(mode, nl, np.float64, bidirectional=True)
@@ -75,7 +74,6 @@ def test_parts_in_threads_equal_one_part(mode, nl, B, monkeypatch):
     assert kernels.parts(T, B, 4, 7) == 3
     alone = kernels.packing_parts(3, B, layer.params["weight_hh_l0"]) == 1
     assert alone == (B == 13)                                           # else units [0, 2), [2, 4), [4, 7)
-    assert kernels.by_units(3, B) == (B < 3)
     split = train_step(layer, x, lengths, dy, dstate)
     monkeypatch.setattr(kernels, "THREADS", 1)
     whole = train_step(layer, x, lengths, dy, dstate)
@@ -177,16 +175,14 @@ kernels.MIN_UNITS, kernels.MIN_WORK, kernels.ADAPT = 1, 0, False
 results = []
 for threads in (3, 1):
     kernels.THREADS = threads
-    for B in (2, 4, 12):                                  # 2: gates by units; 12: each of 3 threads alone on 4 rows
+    for B in (4, 12):                                     # 12: each of 3 threads alone on 4 rows
         for cls in (rnnkit.RNN, rnnkit.LSTM, rnnkit.GRU):
             layer, rng = cls(5, 7, seed=1, dtype=np.float64), np.random.default_rng(0)
             x, dy = rng.standard_normal((6, B, 5)), rng.standard_normal((6, B, 7))
-            out, _ = layer(x, lengths=([6, 2, 5, 3] * 3)[:B])
+            out, _ = layer(x, lengths=[6, 2, 5, 3] * (B // 4))
             results.append((out, layer.backward(dy)[0], layer.grads["weight_hh_l0"].copy()))
 alone = kernels.packing_parts(3, 12, layer.params["weight_hh_l0"]) == 1
-half = len(results) // 2
-same = all(np.array_equal(a, b) for split, whole in zip(results[:half], results[half:])
-           for a, b in zip(split, whole))
+same = all(np.array_equal(a, b) for split, whole in zip(results[:6], results[6:]) for a, b in zip(split, whole))
 print(alone and same)
 """
 
@@ -205,13 +201,13 @@ def test_a_late_thread_takes_its_tasks_from_the_first_phase_left():
     late: part 0 does its own task of phase 0, then, part 1 not having started, takes over part 1's,
     then takes its own of phase 1. Part 1, starting now, finds phase 0 done and must take its own
     task of phase 1 (ending its walk there would leave part 0 waiting for it forever)."""
-    sync = kernels.phases(3, 2)
-    taken = [kernels.first(sync, 0, False)]
+    T, sync = 3, kernels.phases(3, 2)
+    taken = [kernels.first(sync, 0, T, False)]
     while taken[-1][1:] != (1, 0):
         b, k, q = taken[-1]
-        taken.append(kernels.after(sync, b, k, False))
+        taken.append(kernels.after(sync, b, k, T, False))
     assert taken == [(0, 0, 0), (0, 0, 1), (0, 1, 0)]
-    assert kernels.first(sync, 1, False) == (1, 1, 1)
+    assert kernels.first(sync, 1, T, False) == (1, 1, 1)
     assert sync[:2].tolist() == [[1, 1, 2], [1, 1, 0]] and sync[-1, 0] == 2    # claimed, done; both started
 
 
