@@ -8,8 +8,9 @@ for each tile of R rows of A and one panel it keeps the R * V sums in registers 
 reading per k one row of the panel (V contiguous values) and R values of A. Generated straight-
 line code for each tile shape, compiled with LLVM's straight-line (SLP) vectorizer on and its
 loop vectorizer off, becomes vector FMAs on those registers (the loop vectorizer would instead
-vectorize the sum over k, with gathers, and lose most of the speed). `python bench/gemm.py`
-compares it with NumPy's BLAS.
+vectorize the sum over k, with gathers, and lose most of the speed). A batch of one row (a
+matrix-vector product) takes WIDE panels per tile instead, so that each tile still keeps 8
+registers of sums. `python bench/gemm.py` compares it with NumPy's BLAS.
 
 The rows of A may come in two parts, X and A, for [X, A] @ W with no copy of the two side by
 side: the LSTM's [x_t, h_prev] @ [W_ih, W_hh].T, x_t read straight from the input. X may have no
@@ -26,6 +27,7 @@ from .jit import ENABLED, FAST, Twins, numba, prange
 
 V = 32          # columns per panel: two AVX-512 (four AVX2) registers of float32
 R = 4           # rows per tile: R * V / 16 = 8 accumulating registers in float32
+WIDE = 4        # panels per tile of one row: WIDE * V / 16 = 8 accumulating registers, as R rows keep
 
 
 def panels(N):
@@ -76,22 +78,25 @@ def packed_shape(P, K, N):
     return (P, panels(N), K, V)
 
 
-def _tile_source(rows):
-    """Python source of tile_<rows>(X, A, Wk, C, i0, jp): C[i0:i0+rows, panel jp] = [X, A][i0:i0+rows] @
-    panel, X's columns against the panel's first rows and A's against the rest."""
-    acc = [[f"c{r}_{v}" for v in range(V)] for r in range(rows)]
-    lines = [f"def tile_{rows}(X, A, Wk, C, i0, jp):",
+def _tile_source(name, rows, panel_count=1):
+    """Python source of name(X, A, Wk, C, i0, jp): C[i0:i0+rows, panels jp to jp+panel_count-1] =
+    [X, A][i0:i0+rows] @ those panels, X's columns against the panels' first rows and A's against
+    the rest."""
+    acc = [[[f"c{r}_{p}_{v}" for v in range(V)] for p in range(panel_count)] for r in range(rows)]
+    lines = [f"def {name}(X, A, Wk, C, i0, jp):",
              "    zero = A.dtype.type(0)",
              "    K0 = X.shape[1]"]
-    lines += [f"    {' = '.join(acc[r])} = zero" for r in range(rows)]
+    lines += [f"    {' = '.join(acc[r][p])} = zero" for r in range(rows) for p in range(panel_count)]
     for source, row in (("X", "k"), ("A", "K0 + k")):
-        lines += [f"    for k in range({source}.shape[1]):",
-                  f"        w = Wk[jp, {row}]"]
+        lines += [f"    for k in range({source}.shape[1]):"]
+        lines += [f"        w{p} = Wk[jp + {p}, {row}]" for p in range(panel_count)]
         lines += [f"        a{r} = {source}[i0 + {r}, k]" for r in range(rows)]
-        lines += [f"        {acc[r][v]} += a{r} * w[{v}]" for r in range(rows) for v in range(V)]
+        lines += [f"        {acc[r][p][v]} += a{r} * w{p}[{v}]"
+                  for r in range(rows) for p in range(panel_count) for v in range(V)]
     for r in range(rows):
-        lines.append(f"    c = C[i0 + {r}, jp * {V}:(jp + 1) * {V}]")
-        lines += [f"    c[{v}] = {acc[r][v]}" for v in range(V)]
+        for p in range(panel_count):
+            lines.append(f"    c = C[i0 + {r}, (jp + {p}) * {V}:(jp + {p + 1}) * {V}]")
+            lines += [f"    c[{v}] = {acc[r][p][v]}" for v in range(V)]
     return "\n".join(lines)
 
 
@@ -108,14 +113,17 @@ def _straight_line_vectorizer():
 
 
 def _tiles():
+    """tile_1 to tile_R (R rows by one panel), and tile_wide (one row by WIDE panels)."""
+    shapes = {f"tile_{rows}": (rows, 1) for rows in range(1, R + 1)}
+    shapes["tile_wide"] = (1, WIDE)
     scope = {}
-    for rows in range(1, R + 1):
-        exec(_tile_source(rows), scope)
-    return [numba.njit(inline="always", **FAST)(scope[f"tile_{rows}"]) for rows in range(1, R + 1)]
+    for name, (rows, panel_count) in shapes.items():
+        exec(_tile_source(name, rows, panel_count), scope)
+    return [numba.njit(inline="always", **FAST)(scope[name]) for name in shapes]
 
 
 if ENABLED:
-    tile_1, tile_2, tile_3, tile_full = _tiles()
+    tile_1, tile_2, tile_3, tile_full, tile_wide = _tiles()
     pack_panel = numba.njit(inline="always", **FAST)(pack_panel)
 pack = Twins(pack)
 
@@ -145,7 +153,10 @@ def gemm(X, A, Wk, C):
     C (B, N), N <= NP * V, gets the first N columns. Where N stops inside a panel, that panel goes
     through a scratch of V columns."""
     whole = min(Wk.shape[0], C.shape[1] // V)
-    for jp in range(whole):
+    wide = whole // WIDE * WIDE if A.shape[0] == 1 else 0
+    for jp in range(0, wide, WIDE):
+        tile_wide(X, A, Wk, C, 0, jp)
+    for jp in range(wide, whole):
         panel_rows(X, A, Wk, C, jp)
     if whole < Wk.shape[0]:
         edge = np.empty((A.shape[0], V), C.dtype)
