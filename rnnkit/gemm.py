@@ -28,7 +28,6 @@ from .jit import ENABLED, FAST, Twins, numba, prange
 V = 32          # columns per panel: two AVX-512 (four AVX2) registers of float32
 R = 4           # rows per tile: R * V / 16 = 8 accumulating registers in float32
 WIDE = 4        # panels per tile of one row: WIDE * V / 16 = 8 accumulating registers, as R rows keep
-KB = 16         # rows of a panel per pass where pack reads W by columns: a cache line of each column
 
 
 def panels(N):
@@ -47,12 +46,12 @@ def pack(W, cols, out):
 
 
 def pack_panel(W, picked, panel):
-    if W.strides[0] <= W.strides[1]:                                   # by columns, KB rows at a time:
-        full = panel.shape[0] - panel.shape[0] % KB                    # one cache line of each column, into
-        for k0 in range(0, full, KB):                                  # KB rows of the panel, which stay in L1
-            for v in range(V):
-                pick_column(W, picked[v], k0, panel[k0:k0 + KB, v])
-        pick_rows(W, picked, panel, full)
+    zero = panel.dtype.type(0)
+    if W.strides[0] <= W.strides[1]:                                   # by columns
+        for v in range(V):
+            j = picked[v]
+            for k in range(panel.shape[0]):
+                panel[k, v] = W[k, j] if j >= 0 else zero
     elif picked[0] >= 0 and picked[V - 1] == picked[0] + V - 1:        # V columns side by side
         j0 = picked[0]
         for k in range(panel.shape[0]):                                # element by element: a slice copy
@@ -60,27 +59,10 @@ def pack_panel(W, picked, panel):
             for v in range(V):
                 out[v] = row[j0 + v]
     else:
-        pick_rows(W, picked, panel, 0)
-
-
-def pick_column(W, j, k0, out):
-    """out[kk] = W[k0 + kk, j] for kk < KB, or 0 where j is -1."""
-    if j >= 0:
-        column = W[k0:k0 + KB, j]
-        for kk in range(KB):
-            out[kk] = column[kk]
-    else:
-        for kk in range(KB):
-            out[kk] = out.dtype.type(0)
-
-
-def pick_rows(W, picked, panel, k0):
-    """The panel's rows from k0 on, element by element."""
-    zero = panel.dtype.type(0)
-    for k in range(k0, panel.shape[0]):
-        for v in range(V):
-            j = picked[v]
-            panel[k, v] = W[k, j] if j >= 0 else zero
+        for k in range(panel.shape[0]):
+            for v in range(V):
+                j = picked[v]
+                panel[k, v] = W[k, j] if j >= 0 else zero
 
 
 def columns(index, real):
@@ -142,7 +124,6 @@ def _tiles():
 
 if ENABLED:
     tile_1, tile_2, tile_3, tile_full, tile_wide = _tiles()
-    pick_column, pick_rows = (numba.njit(inline="always", **FAST)(f) for f in (pick_column, pick_rows))
     pack_panel = numba.njit(inline="always", **FAST)(pack_panel)
 pack = Twins(pack)
 
