@@ -88,6 +88,24 @@ def test_packed_product_equals_numpy(B, K, N, dtype, threads, order):
         assert np.isnan(memory[B * N:]).all()
 
 
+@pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
+@pytest.mark.parametrize("K", [5, 35])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pack_lays_out_picked_columns(K, order, threads):
+    """out[p, jp, k, v] = W[k, cols[p, jp * V + v]], 0 where the column is -1, whichever way W is read."""
+    N, rng = 70, np.random.default_rng(K)
+    W = np.asarray(rng.standard_normal((K, N)), order=order)
+    cols = np.full((2, 3 * gemm.V), -1)
+    cols[0, :N] = np.arange(N)                                          # side by side, then padding
+    cols[1, :40] = rng.permutation(N)[:40]                              # scattered
+    cols[1, 50:60] = np.arange(10)
+    packed = np.full(gemm.packed_shape(2, K, 3 * gemm.V), np.nan)
+    gemm.pack[threads](W, cols, packed)
+    expected = np.where(cols[:, None] >= 0, W[:, cols].transpose(1, 0, 2), 0)     # (2, K, 3V): W[k, cols]
+    assert np.array_equal(packed, expected.reshape(2, K, 3, gemm.V).transpose(0, 2, 1, 3))
+
+
 @pytest.mark.skipif(not kernels.ENABLED or platform.machine() not in ("x86_64", "AMD64"), reason="x86 and Numba only")
 @pytest.mark.parametrize("panels", [1, gemm.WIDE])
 def test_tiles_compile_to_vector_instructions(panels):
