@@ -28,6 +28,7 @@ cores other processes leave idle (read from /proc/stat).
 from __future__ import annotations
 
 import functools
+import math
 import os
 import time
 
@@ -145,9 +146,13 @@ def backward_layout(GH, H, P):
 def weights_size(W_hh, P, I=0):
     """Values that hold W_hh packed either way, forward (below I rows of W_ih, where the step's
     product takes the input too) or backward, in P parts."""
-    GH, H = W_hh.shape
-    return int(max(np.prod(packed.packed_shape(P, I + H, forward_layout(GH, H, P)[1].shape[1])),
-                   np.prod(packed.packed_shape(P, GH, backward_layout(GH, H, P)[1].shape[1]))))
+    return _weights_size(*W_hh.shape, P, I)
+
+
+@functools.lru_cache(maxsize=64)
+def _weights_size(GH, H, P, I):
+    return max(math.prod(packed.packed_shape(P, I + H, forward_layout(GH, H, P)[1].shape[1])),
+               math.prod(packed.packed_shape(P, GH, backward_layout(GH, H, P)[1].shape[1])))
 
 
 ALONE_BYTES = 1 << 20   # packed weights of at most this, the threads work alone (at 1 MB, RNN H=512, the two ran even)
@@ -174,7 +179,7 @@ def forward_weights(W_hh, b_hh, P, buffer, W_ih=None, b_ih=None):
     I = 0 if W_ih is None else W_ih.shape[1]
     edges, cols, rows, real = forward_layout(GH, H, P)
     shape = packed.packed_shape(P, I + H, cols.shape[1])
-    Wk = buffer[:int(np.prod(shape))].reshape(shape)
+    Wk = buffer[:math.prod(shape)].reshape(shape)
     if I:
         packed.pack[P](W_ih.T, cols, Wk[:, :, :I])
         if b_ih is not None:
@@ -189,7 +194,7 @@ def backward_weights(W_hh, P, buffer):
     GH, H = W_hh.shape
     edges, cols = backward_layout(GH, H, P)
     shape = packed.packed_shape(P, GH, cols.shape[1])
-    Wk = buffer[:int(np.prod(shape))].reshape(shape)
+    Wk = buffer[:math.prod(shape)].reshape(shape)
     packed.pack[P](W_hh, cols, Wk)
     return edges, Wk
 
