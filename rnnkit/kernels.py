@@ -6,7 +6,8 @@ with no temporaries and no Python between steps. The input projections xp = x @ 
 all steps come in precomputed; forward overwrites them with the gate activations backward
 needs, and backward overwrites those with dxp, so a training step allocates each buffer once.
 The LSTM can take x itself instead: its step product is then [x_t, h_prev] @ [W_ih, W_hh].T,
-against both packed together, and it writes the gates into an xp it does not read.
+against both packed together, and it writes the gates into an xp it does not read. So can the
+GRU in inference, its n gate's input and state terms from products of their own.
 
 Lengths (B,) give packed-sequence semantics: at t >= lengths[b] row b is padding, its state
 passes through unchanged and its output is zero, in either direction (see rnnkit.loop).
@@ -186,6 +187,64 @@ def forward_weights(W_hh, b_hh, P, buffer, W_ih=None, b_ih=None):
             b_hh = b_hh + b_ih
     packed.pack[P](W_hh.T, cols, Wk[:, :, I:])
     return edges, Wk, np.where(real, b_hh[rows], 0)
+
+
+@functools.lru_cache(maxsize=64)
+def gru_input_layout(H, P, I):
+    """For gru_input_weights, computed once per shape: edges; the columns that pack each part's r
+    and z rows, and its n rows; where Wk, Wn and Wh start in the buffer and their shapes, [r, z]
+    over I + H rows, n over I and over H; and bp's rows of [b_ih + b_hh, b_hh, b_ih] (P, 4m)
+    with which are real."""
+    edges, _, rows, real = forward_layout(3 * H, H, P)
+    m = rows.shape[1] // 3
+    rz, n = np.s_[:, :2 * m], np.s_[:, 2 * m:]
+    rz_cols, n_cols = packed.columns(rows[rz], real[rz]), packed.columns(rows[n], real[n])
+    shapes = (packed.packed_shape(P, I + H, rz_cols.shape[1]), packed.packed_shape(P, I, n_cols.shape[1]),
+              packed.packed_shape(P, H, n_cols.shape[1]))
+    starts = np.cumsum([0] + [math.prod(shape) for shape in shapes]).tolist()
+    bias_rows = np.concatenate([rows[rz], 3 * H + rows[n], 6 * H + rows[n]], axis=1)
+    bias_real = np.concatenate([real[rz], real[n], real[n]], axis=1)
+    return _read_only(edges, rz_cols, n_cols, bias_rows, bias_real) + (starts, shapes)
+
+
+def gru_input_size(H, P, I):
+    """Values that hold the GRU's weights packed by gru_input_weights."""
+    return gru_input_layout(H, P, I)[-2][-1]
+
+
+GRU_INPUT_WORK = 1 << 19    # multiply-adds of a step's products per part, at least, for gru_input_weights
+GRU_INPUT_EXCESS = 1.05     # and at most this many times those of the projection and the recurrence
+
+
+def gru_input_pays(B, I, H, P):
+    """Whether the GRU's step product with its input (gru_input_weights) pays, by A/B timings of
+    inference on this project's machine: where each part's share of a step's products is
+    GRU_INPUT_WORK or more (below it, the three products per step and their packing cost more
+    than they save: (T, B, I, H) = (100, 4, 192, 192) ran 0.96x, (200, 4, 64, 128) 0.93x), and
+    they make at most GRU_INPUT_EXCESS times the multiply-adds of the projection of all steps and
+    the recurrent product (forward_weights), padding included: a packed matrix holds one value per
+    multiply-add of a batch row. Where a part's units are not whole panels, the three groups pad
+    more than one (H = 200 on two parts: 14% more, 0.92x; H = 650: 4%, still faster)."""
+    size = gru_input_size(H, P, I)
+    apart = math.prod(packed.packed_shape(P, H, forward_layout(3 * H, H, P)[1].shape[1])) + 3 * H * I
+    return B * size >= P * GRU_INPUT_WORK and size <= GRU_INPUT_EXCESS * apart
+
+
+def gru_input_weights(W_ih, W_hh, b_ih, b_hh, P, buffer):
+    """The GRU's step product with its input, for inference: edges; Wk (P, NP, I + H, V), each
+    part's r and z rows of [W_ih, W_hh].T packed as forward_weights packs the LSTM's; Wn and Wh,
+    its n rows of W_ih.T (I rows) and of W_hh.T (H rows) apart, since n = tanh(W_in x + b_in +
+    r (W_hn h_prev + b_hn)) needs the two terms apart; and bp (P, 4m): [b_ir + b_hr, b_iz + b_hz,
+    b_hn, b_in] of those rows (zero where a part has fewer units). b_hh may not be None."""
+    I = W_ih.shape[1]
+    edges, rz_cols, n_cols, bias_rows, bias_real, starts, shapes = gru_input_layout(W_hh.shape[1], P, I)
+    Wk, Wn, Wh = (buffer[a:a + math.prod(shape)].reshape(shape) for a, shape in zip(starts, shapes))
+    packed.pack[P](W_ih.T, rz_cols, Wk[:, :, :I])
+    packed.pack[P](W_hh.T, rz_cols, Wk[:, :, I:])
+    packed.pack[P](W_ih.T, n_cols, Wn)
+    packed.pack[P](W_hh.T, n_cols, Wh)
+    b_ih = np.zeros_like(b_hh) if b_ih is None else b_ih
+    return edges, Wk, Wn, Wh, np.where(bias_real, np.concatenate((b_ih + b_hh, b_hh, b_ih))[bias_rows], 0)
 
 
 def backward_weights(W_hh, P, buffer):
@@ -705,21 +764,31 @@ def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse
 # --- GRU: saved = [r, z, n] over xp, hp_n beside --------------------------------------------------
 
 @_inline
-def gru_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, keep, out, h_prevs, hp_ns, hps):
+def gru_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, keep, out, h_prevs, hp_ns, hps, hns, hhs,
+                     zeros, fused):
     P, H, m = hps.shape[0], h_prev.shape[1], part_width(edges)
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, h_prev, h_prevs, h_prevs, False)
-        a, hpnb, o_ = xp[t, b], hp_ns[t if keep else 0, b], out[t, b]
+        a, hpnb, o_ = xp[t if keep or not fused else 0, b], hp_ns[t if keep else 0, b], out[t, b]
         if t >= lengths[b]:
             pass_state(b, a, hpnb, o_, h_prev, h_next)                 # r, z, n and hp_n
             continue
         for q in range(P):
             j0, j1 = units(edges, q)
             n = j1 - j0
-            ar, az, an = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1]
-            hr, hz, hn = gate_blocks(hps[q, b], m, 3)
-            br, bz, bn = gate_blocks(bp[q], m, 3)
-            hpn_, hprev_, oq = hpnb[j0:j1], h_prev[b, j0:j1], o_[j0:j1]
+            if fused:                    # hps: r and z with the input's terms; hns, hhs: n's two terms
+                ar, az, _ = gate_blocks(hps[q, b], m, 3)
+                hr = hz = zeros
+                an, hn, hpn_ = hns[q, b], hhs[q, b], hhs[q, b]
+                br, bz, bn, b_in = gate_blocks(bp[q], m, 4)
+                for k in range(n):
+                    an[k] += b_in[k]                                 # the projection adds it, apart
+            else:
+                ar, az, an = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1]
+                hr, hz, hn = gate_blocks(hps[q, b], m, 3)
+                br, bz, bn = gate_blocks(bp[q], m, 3)
+                hpn_ = hpnb[j0:j1]
+            hprev_, oq = h_prev[b, j0:j1], o_[j0:j1]
             for k in range(n):
                 ar[k] = sigmoid(ar[k] + hr[k] + br[k])
             for k in range(n):
@@ -734,27 +803,37 @@ def gru_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, keep, ou
 
 
 @_inline
-def gru_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps):
-    s = k // 2
+def gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps,
+                     hns, hhs, zeros):
+    s, t = k // 2, order(k // 2, T, reverse)
     if k % 2 == 0:
-        product_part(q, P, hs[s % 2, :, :0], hs[s % 2], Wk, hps)
+        X, A = x[t], hs[s % 2]
+        product_part(q, P, X, A, Wk, hps)
+        if Wn.shape[1] > 0:
+            product_part(q, P, X, A[:, :0], Wn, hns)
+            product_part(q, P, X[:, :0], A, Wh, hhs)
     else:
         b0, b1 = rows(q, P, hs.shape[1])
-        gru_forward_rows(b0, b1, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out,
-                         h_prevs, hp_ns, hps)
+        gru_forward_rows(b0, b1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out, h_prevs, hp_ns, hps,
+                         hns, hhs, zeros, Wn.shape[1] > 0)
 
 
 @_twins
-def gru_forward(xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns, sync):
+def gru_forward(xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns, sync):
     """xp (T, B, 3H) becomes [r, z, n]; h (B, H) is h0 in, h_n out.
-    hp_ns holds W_hn h_prev + b_hn per step, or has one step (scratch) when keep is False."""
-    T = xp.shape[0]
-    hps, hs, _ = forward_scratch(Wk, h)
+    hp_ns holds W_hh_n h_prev + b_hn per step, or has one step (scratch) when keep is False.
+    Inference (keep False) can take x (T, B, I) instead, with Wk, Wn and Wh from gru_input_weights
+    and xp and hp_ns a scratch of one step; else x is (T, B, 0) and Wn, Wh have no panels."""
+    T = out.shape[0]
+    hps, hs, zeros = forward_scratch(Wk, h)
+    hns = np.empty((Wn.shape[0], h.shape[0], Wn.shape[1] * Wn.shape[3]), h.dtype)
+    hhs = np.empty_like(hns)
     P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            gru_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps)
+            gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs,
+                             hp_ns, hps, hns, hhs, zeros)
             b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 

@@ -112,19 +112,30 @@ def lengths_of(mask, T, B):
     return np.full(B, T, np.int64) if mask is None else mask[:, :, 0].sum(0).astype(np.int64)
 
 
-def takes_input(step, B):
-    """Whether the input projection goes inside each step's product (run_input): for the compiled
-    LSTM, with a batch of one tile of rows (rnnkit.gemm.R) or more. The RNN's step product, of H
-    columns, ran slower than the projection of all steps in one product, a batch of fewer rows
-    runs tiles of fewer rows, and GRU's n gate needs its input and recurrent terms apart."""
-    return kernels.ENABLED and type(step) is LSTMStep and B >= packed.R
+def takes_input(step, x, W_hh, keep, parts):
+    """Whether the input projection goes inside each step's product (run_input), for a batch of one
+    tile of rows (rnnkit.gemm.R) or more: for the compiled LSTM; for the compiled GRU in inference
+    (keep False), where its threads split the units (rnnkit.kernels.packing_parts) and its step's
+    products are large enough, with little padding (rnnkit.kernels.gru_input_pays). The GRU's n
+    gate takes its input's and its state's terms from products of their own (gru_input_weights).
+    Where each thread works alone on its rows, W is small and the step's three products and their
+    packing cost more than the projection of all steps; in training the packed weights would grow
+    by W_ih, past PyTorch's peak at (35, 20, 650, 650). The RNN's step product, of H columns, ran
+    slower than the projection of all steps in one product, and a batch of fewer rows runs tiles of
+    fewer rows."""
+    T, B, I = x.shape
+    if not kernels.ENABLED or B < packed.R or type(step) not in (LSTMStep, GRUStep):
+        return False
+    return type(step) is LSTMStep or (not keep and kernels.packing_parts(parts, B, W_hh, I) > 1
+                                      and kernels.gru_input_pays(B, I, W_hh.shape[1], parts))
 
 
 def run_input(step, x, W_ih, b_ih, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1, ws=FRESH):
     """run_forward from the input x (T, B, I): its projection xp = x @ W_ih.T + b_ih of all steps
     in one product (rnnkit.products), or, where takes_input, inside each step's product: one
-    product [x_t, h_prev] @ [W_ih, W_hh].T per step, and no xp written out and read back."""
-    if takes_input(step, x.shape[1]):
+    product [x_t, h_prev] @ [W_ih, W_hh].T per step (the GRU's n gate: two), and no xp written
+    out and read back."""
+    if takes_input(step, x, W_hh, keep, parts):
         return fused_forward(step, None, W_hh, b_hh, h0, c0, mask, reverse, keep, parts, ws, x, W_ih, b_ih)
     T, B, I = x.shape
     xp = ws.empty((T, B, W_ih.shape[0]), x.dtype)
@@ -136,7 +147,7 @@ def run_input(step, x, W_ih, b_ih, W_hh, b_hh, h0, c0, mask, reverse, keep=True,
 
 
 def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=None, W_ih=None, b_ih=None):
-    """The compiled loop, from xp; or, for the LSTM, from x (T, B, I), W_ih and b_ih, with xp None."""
+    """The compiled loop, from xp; or, where takes_input, from x (T, B, I), W_ih and b_ih, with xp None."""
     H, dt = h0.shape[1], h0.dtype
     W_hh = np.ascontiguousarray(W_hh)
     GH = W_hh.shape[0]
@@ -157,9 +168,15 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
     h_prevs = ws.empty(kept, dt)
     scratch = (T if keep else 1, B, H)                 # tanh(c) or hp_n: a one-step scratch without keep
     c_prevs = extra = None
-    parts = kernels.packing_parts(P, B, W_hh, x.shape[2])
-    buffer = ws.empty((kernels.weights_size(W_hh, parts, x.shape[2]),), dt)
-    edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih)
+    I = x.shape[2]
+    parts = kernels.packing_parts(P, B, W_hh, I)
+    if isinstance(step, GRUStep) and I > 0:            # inference only (takes_input): it keeps no gates
+        buffer = ws.empty((kernels.gru_input_size(H, parts, I),), dt)
+        edges, Wk, Wn, Wh, bp = kernels.gru_input_weights(W_ih, W_hh, b_ih, b_hh, parts, buffer)
+    else:
+        buffer = ws.empty((kernels.weights_size(W_hh, parts, I),), dt)
+        edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih)
+        Wn = Wh = np.empty((parts, 0, 0, packed.V), dt)   # the GRU's n products apart: only with x
     sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):
         c_prevs, extra = ws.empty(kept, dt), ws.empty(scratch, dt)
@@ -167,7 +184,7 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
                                 sync)
     elif isinstance(step, GRUStep):
         extra = ws.empty(scratch, dt)
-        kernels.gru_forward[P](xp, Wk, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra, sync)
+        kernels.gru_forward[P](xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra, sync)
     else:
         relu = step.nonlinearity == "relu"
         kernels.rnn_forward[P](xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync)

@@ -102,7 +102,7 @@ def test_lstm_input_in_each_step_equals_projection_of_all_steps(threads, monkeyp
     monkeypatch.setattr(kernels, "ADAPT", False)
     runs = []
     for inside in (True, False):
-        monkeypatch.setattr(loop, "takes_input", lambda step, B: inside)
+        monkeypatch.setattr(loop, "takes_input", lambda step, x, W_hh, keep, parts: inside)
         with rnnkit.no_grad():
             inferred = layer.forward(x, None, lengths)
         runs.append((inferred, train_step(layer, x, lengths, dy, dstate)))
@@ -113,6 +113,49 @@ def test_lstm_input_in_each_step_equals_projection_of_all_steps(threads, monkeyp
         assert relative_error(a, b) < 1e-12
     for k in apart[4]:
         assert relative_error(inside[4][k], apart[4][k]) < 1e-12, k
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("bias", [True, False])
+def test_gru_input_in_each_step_equals_projection_of_all_steps(threads, bias, monkeypatch):
+    """GRU inference with its input inside each step's products (r and z against [x_t, h_prev], n's
+    two terms apart) gives what the projection of all steps followed by the loop gives, on three
+    parts (routed there by takes_input itself) or one (forced)."""
+    rng = np.random.default_rng(6)
+    layer = make("GRU", "tanh", np.float64, num_layers=2, bidirectional=True, bias=bias)
+    x = rng.standard_normal((6, 5, 5))
+    lengths = np.array([6, 2, 5, 1, 4])
+    h0 = rng.standard_normal((4, 5, 7))
+    monkeypatch.setattr(kernels, "MIN_UNITS", 1)
+    monkeypatch.setattr(kernels, "MIN_WORK", 0)
+    monkeypatch.setattr(kernels, "THREADS", threads)
+    monkeypatch.setattr(kernels, "ADAPT", False)
+    monkeypatch.setattr(kernels, "GRU_INPUT_WORK", 0)
+    monkeypatch.setattr(kernels, "GRU_INPUT_EXCESS", 10.0)          # H = 7 on 3 parts pads a lot
+    packings = []
+    monkeypatch.setattr(kernels, "gru_input_weights",
+                        lambda *args, f=kernels.gru_input_weights: packings.append(args[4]) or f(*args))
+    if threads == 1:
+        monkeypatch.setattr(loop, "takes_input", lambda step, x, W_hh, keep, parts: not keep)
+    with rnnkit.no_grad():
+        inside = layer.forward(x, h0, lengths)
+    assert packings == [threads] * 4                                    # every layer and direction
+    monkeypatch.setattr(loop, "takes_input", lambda *args: False)
+    with rnnkit.no_grad():
+        apart = layer.forward(x, h0, lengths)
+    assert relative_error(inside[0], apart[0]) < 1e-12
+    assert relative_error(inside[1], apart[1]) < 1e-12
+
+
+def test_gru_input_where_it_pays():
+    """The GRU takes its input inside each step's products where the step's products are large
+    and its panels pad little: the packed values counted by hand, panels of 32 columns."""
+    assert kernels.gru_input_size(650, 2, 650) == 2 * (21 * 32 * 1300 + 11 * 32 * 650 + 11 * 32 * 650)
+    assert kernels.gru_input_size(256, 2, 128) == 2 * (8 * 32 * 384 + 4 * 32 * 128 + 4 * 32 * 256)
+    assert kernels.gru_input_pays(20, 650, 650, 2)                      # 4% more than apart
+    assert not kernels.gru_input_pays(16, 200, 200, 2)                  # 7 + 4 + 4 panels against 10: 14%
+    assert kernels.gru_input_pays(32, 256, 256, 2)
+    assert not kernels.gru_input_pays(4, 64, 128, 2)                    # too little work per step
 
 
 @pytest.mark.parametrize("mode,nl", CELLS)
