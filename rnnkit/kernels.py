@@ -220,11 +220,11 @@ def gru_input_pays(B, I, H, P):
     """Whether the GRU's step product with its input (gru_input_weights) pays, by A/B timings of
     inference on this project's machine: where each part's share of a step's products is
     GRU_INPUT_WORK or more (below it, the three products per step and their packing cost more
-    than they save: (T, B, I, H) = (100, 4, 192, 192) ran 0.96x, (200, 4, 64, 128) 0.93x), and
-    they make at most GRU_INPUT_EXCESS times the multiply-adds of the projection of all steps and
-    the recurrent product (forward_weights), padding included: a packed matrix holds one value per
+    than they save: (T, B, I, H) = (100, 4, 192, 192) and (200, 4, 64, 128) ran slower), and they
+    make at most GRU_INPUT_EXCESS times the multiply-adds of the projection of all steps and the
+    recurrent product (forward_weights), padding included: a packed matrix holds one value per
     multiply-add of a batch row. Where a part's units are not whole panels, the three groups pad
-    more than one (H = 200 on two parts: 14% more, 0.92x; H = 650: 4%, still faster)."""
+    more than one (H = 200 on two parts: 14% more, and slower; H = 650: 4%, still faster)."""
     size = gru_input_size(H, P, I)
     apart = math.prod(packed.packed_shape(P, H, forward_layout(3 * H, H, P)[1].shape[1])) + 3 * H * I
     return B * size >= P * GRU_INPUT_WORK and size <= GRU_INPUT_EXCESS * apart
