@@ -821,7 +821,7 @@ def gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, leng
 @_twins
 def gru_forward(xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns, sync):
     """xp (T, B, 3H) becomes [r, z, n]; h (B, H) is h0 in, h_n out.
-    hp_ns holds W_hh_n h_prev + b_hn per step, or has one step (scratch) when keep is False.
+    hp_ns holds W_hn h_prev + b_hn per step, or has one step (scratch) when keep is False.
     Inference (keep False) can take x (T, B, I) instead, with Wk, Wn and Wh from gru_input_weights
     and xp and hp_ns a scratch of one step; else x is (T, B, 0) and Wn, Wh have no panels."""
     T = out.shape[0]

@@ -147,6 +147,26 @@ def test_gru_input_in_each_step_equals_projection_of_all_steps(threads, bias, mo
     assert relative_error(inside[1], apart[1]) < 1e-12
 
 
+def test_gru_input_in_each_step_matches_torch_in_float32(monkeypatch):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    layer = rnnkit.GRU(16, 64, seed=3, bidirectional=True)
+    x = rng.standard_normal((9, 5, 16)).astype(np.float32)
+    h0 = rng.standard_normal((2, 5, 64)).astype(np.float32)
+    for name, value in [("MIN_WORK", 0), ("THREADS", 2), ("ADAPT", False), ("GRU_INPUT_WORK", 0)]:
+        monkeypatch.setattr(kernels, name, value)
+    packings = []
+    monkeypatch.setattr(kernels, "gru_input_weights",
+                        lambda *args, f=kernels.gru_input_weights: packings.append(args[4]) or f(*args))
+    with rnnkit.no_grad():
+        out, h_n = layer.forward(x, h0)
+    assert packings == [2, 2]                                           # both directions, on two parts
+    with torch.no_grad():
+        out_t, h_t = torch_twin(layer)(torch.from_numpy(x), torch.from_numpy(h0))
+    assert relative_error(out, out_t.numpy()) < 1e-5
+    assert relative_error(h_n, h_t.numpy()) < 1e-5
+
+
 def test_gru_input_where_it_pays():
     """The GRU takes its input inside each step's products where the step's products are large
     and its panels pad little: the packed values counted by hand, panels of 32 columns."""
