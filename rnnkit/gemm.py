@@ -4,8 +4,9 @@ A time loop multiplies the same weights by a new state at every step: h_prev @ W
 dhp @ W_hh backward, each a small product (a batch of rows) against a large matrix. A BLAS call
 repacks the whole of W at each step, for each product. Here W is packed once, by `pack`, into
 column panels of V values, (NP, K, V), zero-padded to NP * V columns, and `gemm` walks them:
-for each tile of R rows of A and one panel it keeps the R * V sums in registers over all of K,
-reading per k one row of the panel (V contiguous values) and R values of A. Generated straight-
+for each tile of R rows of A and PAIR panels side by side it keeps the R * PAIR * V sums in
+registers over all of K, reading per k one row of each panel (V contiguous values) and R values
+of A (a part with an odd number of panels ends with a tile of one panel). Generated straight-
 line code for each tile shape, compiled with LLVM's straight-line (SLP) vectorizer on and its
 loop vectorizer off, becomes vector FMAs on those registers (the loop vectorizer would instead
 vectorize the sum over k, with gathers, and lose most of the speed). A batch of one row (a
@@ -25,9 +26,13 @@ import numpy as np
 
 from .jit import ENABLED, FAST, Twins, numba, prange
 
+if ENABLED:
+    import llvmlite.binding as llvm
+
 V = 32          # columns per panel: two AVX-512 (four AVX2) registers of float32
-R = 4           # rows per tile: R * V / 16 = 8 accumulating registers in float32
-WIDE = 4        # panels per tile of one row: WIDE * V / 16 = 8 accumulating registers, as R rows keep
+R = 4           # rows per tile
+PAIR = 2        # panels per tile with AVX-512: R * PAIR * V / 16 = 16 accumulating registers of its 32
+WIDE = 4        # panels per tile of one row: WIDE * V / 16 = 8 accumulating registers
 
 
 def panels(N):
@@ -113,17 +118,19 @@ def _straight_line_vectorizer():
 
 
 def _tiles():
-    """tile_1 to tile_R (R rows by one panel), and tile_wide (one row by WIDE panels)."""
-    shapes = {f"tile_{rows}": (rows, 1) for rows in range(1, R + 1)}
+    """tile_{rows}x{panels} for 1 to R rows by 1 or PAIR panels, and tile_wide (one row by WIDE panels)."""
+    shapes = {f"tile_{rows}x{count}": (rows, count) for count in (1, PAIR) for rows in range(1, R + 1)}
     shapes["tile_wide"] = (1, WIDE)
     scope = {}
     for name, (rows, panel_count) in shapes.items():
         exec(_tile_source(name, rows, panel_count), scope)
-    return [numba.njit(inline="always", **FAST)(scope[name]) for name in shapes]
+    return {name: numba.njit(**FAST)(scope[name]) for name in shapes}
 
 
 if ENABLED:
-    tile_1, tile_2, tile_3, tile_full, tile_wide = _tiles()
+    if not llvm.get_host_cpu_features().get("avx512f", False):
+        PAIR = 1        # AVX2's 16 registers hold the sums of a tile of one panel, not two
+    globals().update(_tiles())
     pack_panel = numba.njit(inline="always", **FAST)(pack_panel)
 pack = Twins(pack)
 
@@ -133,18 +140,34 @@ def panel_rows(X, A, Wk, C, jp):
     B = A.shape[0]
     full = B - B % R
     for i0 in range(0, full, R):
-        tile_full(X, A, Wk, C, i0, jp)
+        tile_4x1(X, A, Wk, C, i0, jp)
     left = B - full
     if left == 1:
-        tile_1(X, A, Wk, C, full, jp)
+        tile_1x1(X, A, Wk, C, full, jp)
     elif left == 2:
-        tile_2(X, A, Wk, C, full, jp)
+        tile_2x1(X, A, Wk, C, full, jp)
     elif left == 3:
-        tile_3(X, A, Wk, C, full, jp)
+        tile_3x1(X, A, Wk, C, full, jp)
+
+
+def pair_rows(X, A, Wk, C, jp):
+    """C[:, jp*V:(jp+PAIR)*V] = [X, A] @ panels jp and jp + 1, in tiles of R rows and one of fewer."""
+    B = A.shape[0]
+    full = B - B % R
+    for i0 in range(0, full, R):
+        tile_4x2(X, A, Wk, C, i0, jp)
+    left = B - full
+    if left == 1:
+        tile_1x2(X, A, Wk, C, full, jp)
+    elif left == 2:
+        tile_2x2(X, A, Wk, C, full, jp)
+    elif left == 3:
+        tile_3x2(X, A, Wk, C, full, jp)
 
 
 if ENABLED:
     panel_rows = numba.njit(inline="always", **FAST)(panel_rows)
+    pair_rows = numba.njit(inline="always", **FAST)(pair_rows)
 
 
 def gemm(X, A, Wk, C):
@@ -156,7 +179,10 @@ def gemm(X, A, Wk, C):
     wide = whole // WIDE * WIDE if A.shape[0] == 1 else 0
     for jp in range(0, wide, WIDE):
         tile_wide(X, A, Wk, C, 0, jp)
-    for jp in range(wide, whole):
+    paired = wide + (whole - wide) // PAIR * PAIR
+    for jp in range(wide, paired, PAIR):
+        pair_rows(X, A, Wk, C, jp)
+    for jp in range(paired, whole):
         panel_rows(X, A, Wk, C, jp)
     if whole < Wk.shape[0]:
         edge = np.empty((A.shape[0], V), C.dtype)

@@ -65,7 +65,7 @@ def test_workspace_hands_back_and_forgets_old_shapes():
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B,K,N", [(1, 5, 3), (1, 33, 200), (1, 20, 256), (3, 33, 64), (4, 17, 65), (7, 40, 100),
-                                   (32, 128, 512)])                # B=1, N >= WIDE * V: one row by WIDE panels
+                                   (9, 30, 160), (32, 128, 512)])  # B=1, N >= WIDE * V: one row by WIDE panels
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_packed_product_equals_numpy(B, K, N, dtype, threads, order):
@@ -107,19 +107,19 @@ def test_pack_lays_out_picked_columns(K, order, threads):
 
 
 @pytest.mark.skipif(not kernels.ENABLED or platform.machine() not in ("x86_64", "AMD64"), reason="x86 and Numba only")
-@pytest.mark.parametrize("panels", [1, gemm.WIDE])
-def test_tiles_compile_to_vector_instructions(panels):
+@pytest.mark.parametrize("rows,panels", [(1, 1), (gemm.R, gemm.PAIR), (1, gemm.WIDE)])
+def test_tiles_compile_to_vector_instructions(rows, panels):
     """The straight-line vectorizer turns a tile's sums into packed (ymm/zmm) arithmetic, with no scalar
     arithmetic left (the loop vectorizer alone leaves scalar sums over k beside gathered ones)."""
     import numba
     scope = {}
-    exec(gemm._tile_source("tile", 1, panels), scope)
+    exec(gemm._tile_source("tile", rows, panels), scope)
     tile = numba.njit(inline="always", **gemm.FAST)(scope["tile"])
 
     def one_tile(A, Wk, C):
         tile(A[:, :0], A, Wk, C, 0, 0)
-    A, Wk = np.full((1, 8), 2, np.float32), np.ones((panels, 8, gemm.V), np.float32)
-    C = np.zeros((1, panels * gemm.V), np.float32)
+    A, Wk = np.full((rows, 8), 2, np.float32), np.ones((panels, 8, gemm.V), np.float32)
+    C = np.zeros((rows, panels * gemm.V), np.float32)
     with gemm._straight_line_vectorizer():
         compiled = numba.njit(**gemm.FAST)(one_tile)
         compiled(A, Wk, C)
