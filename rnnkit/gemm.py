@@ -26,8 +26,6 @@ import numpy as np
 
 from .jit import ENABLED, FAST, Twins, numba, prange
 
-if ENABLED:
-    import llvmlite.binding as llvm
 
 V = 32          # columns per panel: two AVX-512 (four AVX2) registers of float32
 R = 4           # rows per tile
@@ -117,18 +115,28 @@ def _straight_line_vectorizer():
         config.SLP_VECTORIZE, config.LOOP_VECTORIZE = saved
 
 
+def _target_features():
+    """The CPU features Numba compiles for: NUMBA_CPU_FEATURES where set, else the host's."""
+    config = numba.core.config
+    return config.CPU_FEATURES if config.CPU_FEATURES is not None else numba.core.codegen.get_host_cpu_features()
+
+
 def _tiles():
-    """tile_{rows}x{panels} for 1 to R rows by 1 or PAIR panels, and tile_wide (one row by WIDE panels)."""
-    shapes = {f"tile_{rows}x{count}": (rows, count) for count in (1, PAIR) for rows in range(1, R + 1)}
+    """tile_{rows} for 1 to R rows by one panel, pair_{rows} by PAIR panels (the same function where
+    PAIR is 1), and tile_wide (one row by WIDE panels)."""
+    shapes = {f"tile_{rows}": (rows, 1) for rows in range(1, R + 1)}
+    if PAIR > 1:
+        shapes.update({f"pair_{rows}": (rows, PAIR) for rows in range(1, R + 1)})
     shapes["tile_wide"] = (1, WIDE)
     scope = {}
     for name, (rows, panel_count) in shapes.items():
         exec(_tile_source(name, rows, panel_count), scope)
-    return {name: numba.njit(**FAST)(scope[name]) for name in shapes}
+    tiles = {name: numba.njit(**FAST)(scope[name]) for name in shapes}
+    return tiles | {f"pair_{rows}": tiles[f"tile_{rows}"] for rows in range(1, R + 1) if PAIR == 1}
 
 
 if ENABLED:
-    if not llvm.get_host_cpu_features().get("avx512f", False):
+    if "+avx512f" not in _target_features().split(","):
         PAIR = 1        # AVX2's 16 registers hold the sums of a tile of one panel, not two
     globals().update(_tiles())
     pack_panel = numba.njit(inline="always", **FAST)(pack_panel)
@@ -140,29 +148,29 @@ def panel_rows(X, A, Wk, C, jp):
     B = A.shape[0]
     full = B - B % R
     for i0 in range(0, full, R):
-        tile_4x1(X, A, Wk, C, i0, jp)
+        tile_4(X, A, Wk, C, i0, jp)
     left = B - full
     if left == 1:
-        tile_1x1(X, A, Wk, C, full, jp)
+        tile_1(X, A, Wk, C, full, jp)
     elif left == 2:
-        tile_2x1(X, A, Wk, C, full, jp)
+        tile_2(X, A, Wk, C, full, jp)
     elif left == 3:
-        tile_3x1(X, A, Wk, C, full, jp)
+        tile_3(X, A, Wk, C, full, jp)
 
 
 def pair_rows(X, A, Wk, C, jp):
-    """C[:, jp*V:(jp+PAIR)*V] = [X, A] @ panels jp and jp + 1, in tiles of R rows and one of fewer."""
+    """C[:, jp*V:(jp+PAIR)*V] = [X, A] @ panels jp to jp + PAIR - 1, in tiles of R rows and one of fewer."""
     B = A.shape[0]
     full = B - B % R
     for i0 in range(0, full, R):
-        tile_4x2(X, A, Wk, C, i0, jp)
+        pair_4(X, A, Wk, C, i0, jp)
     left = B - full
     if left == 1:
-        tile_1x2(X, A, Wk, C, full, jp)
+        pair_1(X, A, Wk, C, full, jp)
     elif left == 2:
-        tile_2x2(X, A, Wk, C, full, jp)
+        pair_2(X, A, Wk, C, full, jp)
     elif left == 3:
-        tile_3x2(X, A, Wk, C, full, jp)
+        pair_3(X, A, Wk, C, full, jp)
 
 
 if ENABLED:

@@ -127,3 +127,19 @@ def test_tiles_compile_to_vector_instructions(rows, panels):
     asm = next(iter(compiled.inspect_asm().values()))
     assert re.search(r"v(fmadd\w*|mul|add)ps\s+.*%[yz]mm", asm)
     assert not re.search(r"v(fmadd\w*|mul|add)ss", asm)
+
+
+@pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
+@pytest.mark.parametrize("pair", [1, 2])
+def test_tiles_named_by_rows_and_panels_cover_every_call(pair, monkeypatch):
+    """Without AVX-512 (PAIR 1) a pair of panels is one panel's tile: every tile that gemm's row
+    loops call exists, with the panels it makes, either way (tiles compile lazily: nothing runs)."""
+    monkeypatch.setattr(gemm, "PAIR", pair)
+    tiles = gemm._tiles()
+    called = {name for f in (gemm.panel_rows, gemm.pair_rows, gemm.gemm)
+              for name in getattr(f, "py_func", f).__code__.co_names if name.startswith(("tile_", "pair_")) and not name.endswith("_rows")}
+    assert called <= tiles.keys()
+    for rows in range(1, gemm.R + 1):
+        for name, count in ((f"tile_{rows}", 1), (f"pair_{rows}", pair)):
+            names = tiles[name].py_func.__code__.co_varnames         # w{p}: a row of panel p
+            assert (f"a{rows - 1}" in names, f"a{rows}" in names, "w1" in names) == (True, False, count > 1)
