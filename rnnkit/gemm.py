@@ -26,7 +26,6 @@ import numpy as np
 
 from .jit import ENABLED, FAST, Twins, numba, prange
 
-
 V = 32          # columns per panel: two AVX-512 (four AVX2) registers of float32
 R = 4           # rows per tile
 PAIR = 2        # panels per tile with AVX-512: R * PAIR * V / 16 = 16 accumulating registers of its 32
@@ -132,7 +131,9 @@ def _tiles():
     for name, (rows, panel_count) in shapes.items():
         exec(_tile_source(name, rows, panel_count), scope)
     tiles = {name: numba.njit(**FAST)(scope[name]) for name in shapes}
-    return tiles | {f"pair_{rows}": tiles[f"tile_{rows}"] for rows in range(1, R + 1) if PAIR == 1}
+    if PAIR == 1:
+        tiles.update({f"pair_{rows}": tiles[f"tile_{rows}"] for rows in range(1, R + 1)})
+    return tiles
 
 
 if ENABLED:

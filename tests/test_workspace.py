@@ -136,8 +136,9 @@ def test_tiles_named_by_rows_and_panels_cover_every_call(pair, monkeypatch):
     loops call exists, with the panels it makes, either way (tiles compile lazily: nothing runs)."""
     monkeypatch.setattr(gemm, "PAIR", pair)
     tiles = gemm._tiles()
-    called = {name for f in (gemm.panel_rows, gemm.pair_rows, gemm.gemm)
-              for name in getattr(f, "py_func", f).__code__.co_names if name.startswith(("tile_", "pair_")) and not name.endswith("_rows")}
+    loops = (gemm.panel_rows.py_func, gemm.pair_rows.py_func, gemm.gemm)
+    names = {name for f in loops for name in f.__code__.co_names}
+    called = {name for name in names if name.startswith(("tile_", "pair_")) and not name.endswith("_rows")}
     assert called <= tiles.keys()
     for rows in range(1, gemm.R + 1):
         for name, count in ((f"tile_{rows}", 1), (f"pair_{rows}", pair)):
