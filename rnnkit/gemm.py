@@ -39,8 +39,8 @@ def panels(N):
 
 def pack(W, cols, out):
     """out[p, jp, k, v] = W[k, cols[p, jp * V + v]], and 0 where that column is -1: each row p of
-    cols picks the columns of W (K, N) that become one packed matrix, out[p] (NP, K, V). Reads
-    go along W's contiguous direction, whichever it is. pack[P]: on P threads, a panel each."""
+    cols picks the columns of W (K, N) that become one packed matrix, out[p] (NP, K, V). pack[P]:
+    on P threads, a panel each."""
     NP = out.shape[1]
     for i in prange(out.shape[0] * NP):
         p, jp = i // NP, i % NP
@@ -48,23 +48,32 @@ def pack(W, cols, out):
 
 
 def pack_panel(W, picked, panel):
+    """A panel row by row, each row written whole: a copy of V values side by side where W's rows
+    are contiguous and the picked columns too, else V values picked from row k of W. From W_hh.T,
+    a transposed view, those V values lie down V rows of W_hh; where the rows lie a multiple of
+    256 bytes apart they share a few of L1's sets and evict each other, so there the panel goes
+    by groups of 8 columns. Column by column, writing each panel row V times a value at a time,
+    the packing of W_hh.T took twice as long (`python bench/gemm.py`, pack ms)."""
     zero = panel.dtype.type(0)
-    if W.strides[0] <= W.strides[1]:                                   # by columns
-        for v in range(V):
-            j = picked[v]
-            for k in range(panel.shape[0]):
-                panel[k, v] = W[k, j] if j >= 0 else zero
-    elif picked[0] >= 0 and picked[V - 1] == picked[0] + V - 1:        # V columns side by side
+    if W.strides[0] > W.strides[1] and picked[0] >= 0 and picked[V - 1] == picked[0] + V - 1:
         j0 = picked[0]
         for k in range(panel.shape[0]):                                # element by element: a slice copy
             row, out = W[k], panel[k]                                  # per row cost more than its V values
             for v in range(V):
                 out[v] = row[j0 + v]
+    elif W.strides[1] % 256 == 0:
+        for v0 in range(0, V, 8):
+            for k in range(panel.shape[0]):
+                out = panel[k]
+                for v in range(v0, v0 + 8):
+                    j = picked[v]
+                    out[v] = W[k, j] if j >= 0 else zero
     else:
         for k in range(panel.shape[0]):
+            out = panel[k]
             for v in range(V):
                 j = picked[v]
-                panel[k, v] = W[k, j] if j >= 0 else zero
+                out[v] = W[k, j] if j >= 0 else zero
 
 
 def columns(index, real):

@@ -89,7 +89,7 @@ def test_packed_product_equals_numpy(B, K, N, dtype, threads, order):
 
 
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
-@pytest.mark.parametrize("K", [5, 35])
+@pytest.mark.parametrize("K", [5, 32, 35])            # F order, K = 32: columns 256 bytes apart, by groups of 8
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_pack_lays_out_picked_columns(K, order, threads):
