@@ -5,9 +5,15 @@ Numba's threads come from OpenMP (libgomp), whose idle threads spin for a while 
 sleep. After a threaded recurrence they would spin on through the layer's next large product and
 take a core from it; unless GOMP_SPINCOUNT says otherwise, they spin 10,000 rounds, enough to
 bridge the steps of one sequence.
+
+Numba's on-disk cache keys a compiled function on its own file alone, yet a kernel carries the
+machine code of every function it calls: edit rnnkit/gemm.py and the kernels of kernels.py, whose
+file did not change, would load with the old tiles. So for rnnkit's own files the cache's stamp
+also holds a hash of SOURCES, the files that compiled code draws from (`_StampedLocator`).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import types
 
@@ -27,6 +33,52 @@ OPTIONS = dict(cache=True, **FAST)
 ONLY_PRANGE = dict(prange=True, comprehension=False, reduction=False, inplace_binop=False, setitem=False,
                    numpy=False, stencil=False, fusion=False)      # slice copies stay plain loops
 prange = numba.prange if ENABLED else range
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCES = ("jit.py", "atomics.py", "gemm.py", "kernels.py")   # rnnkit's files that compiled code draws from
+
+
+def sources_hash(folder=HERE, names=SOURCES):
+    """SHA-256 of the named files' contents, in order."""
+    digest = hashlib.sha256()
+    for name in names:
+        with open(os.path.join(folder, name), "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
+class _StampedLocator:
+    """For a function in one of rnnkit's files, the cache locator Numba would choose, with its stamp
+    (of the function's own file) paired with sources_hash(): an edit of any of SOURCES makes every
+    cached kernel stale. Functions elsewhere are left to Numba's own locators."""
+    _hash = None
+
+    def __init__(self, locator):
+        self._locator = locator
+
+    def __getattr__(self, name):
+        return getattr(self._locator, name)
+
+    def get_source_stamp(self):
+        if _StampedLocator._hash is None:
+            _StampedLocator._hash = sources_hash()
+        return self._locator.get_source_stamp(), _StampedLocator._hash
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if os.path.dirname(os.path.abspath(py_file)) != HERE:
+            return None
+        for other in _impl._locator_classes:
+            found = None if other is cls else other.from_function(py_func, py_file)
+            if found is not None:
+                return cls(found)
+        return None
+
+
+if ENABLED:
+    from numba.core import caching
+    _impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)   # older Numba's name
+    if isinstance(getattr(_impl, "_locator_classes", None), list):       # Numba's own list, first-come
+        _impl._locator_classes.insert(0, _StampedLocator)
 
 
 class Twins:
