@@ -54,7 +54,6 @@ def pack_panel(W, picked, panel):
     256 bytes apart they share a few of L1's sets and evict each other, so there the panel goes
     by groups of 8 columns. Column by column, writing each panel row V times a value at a time,
     the packing of W_hh.T took twice as long (`python bench/gemm.py`, pack ms)."""
-    zero = panel.dtype.type(0)
     if W.strides[0] > W.strides[1] and picked[0] >= 0 and picked[V - 1] == picked[0] + V - 1:
         j0 = picked[0]
         for k in range(panel.shape[0]):                                # element by element: a slice copy
@@ -63,17 +62,19 @@ def pack_panel(W, picked, panel):
                 out[v] = row[j0 + v]
     elif W.strides[1] % 256 == 0:
         for v0 in range(0, V, 8):
-            for k in range(panel.shape[0]):
-                out = panel[k]
-                for v in range(v0, v0 + 8):
-                    j = picked[v]
-                    out[v] = W[k, j] if j >= 0 else zero
+            pick_columns(W, picked, panel, v0, v0 + 8)
     else:
-        for k in range(panel.shape[0]):
-            out = panel[k]
-            for v in range(V):
-                j = picked[v]
-                out[v] = W[k, j] if j >= 0 else zero
+        pick_columns(W, picked, panel, 0, V)
+
+
+def pick_columns(W, picked, panel, v0, v1):
+    """panel[k, v] = W[k, picked[v]], 0 where picked[v] is -1, for v in [v0, v1), row by row."""
+    zero = panel.dtype.type(0)
+    for k in range(panel.shape[0]):
+        out = panel[k]
+        for v in range(v0, v1):
+            j = picked[v]
+            out[v] = W[k, j] if j >= 0 else zero
 
 
 def columns(index, real):
@@ -150,6 +151,7 @@ if ENABLED:
         PAIR = 1        # AVX2's 16 registers hold the sums of a tile of one panel, not two
     globals().update(_tiles())
     pack_panel = numba.njit(inline="always", **FAST)(pack_panel)
+    pick_columns = numba.njit(inline="always", **FAST)(pick_columns)
 pack = Twins(pack)
 
 
