@@ -13,6 +13,7 @@ also holds a hash of SOURCES, the files that compiled code draws from (`_Stamped
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import types
@@ -46,11 +47,13 @@ def sources_hash(folder=HERE, names=SOURCES):
     return digest.hexdigest()
 
 
+_rnnkit_hash = functools.cache(sources_hash)          # rnnkit's own SOURCES, read once per process
+
+
 class _StampedLocator:
     """For a function in one of rnnkit's files, the cache locator Numba would choose, with its stamp
     (of the function's own file) paired with sources_hash(): an edit of any of SOURCES makes every
     cached kernel stale. Functions elsewhere are left to Numba's own locators."""
-    _hash = None
 
     def __init__(self, locator):
         self._locator = locator
@@ -59,9 +62,7 @@ class _StampedLocator:
         return getattr(self._locator, name)
 
     def get_source_stamp(self):
-        if _StampedLocator._hash is None:
-            _StampedLocator._hash = sources_hash()
-        return self._locator.get_source_stamp(), _StampedLocator._hash
+        return self._locator.get_source_stamp(), _rnnkit_hash()
 
     @classmethod
     def from_function(cls, py_func, py_file):
