@@ -29,6 +29,9 @@ two GFLOP/s over the ceiling, and the column beside it torch's. For every ratio 
 says how close each library came to the ceiling there: where both are near it, neither can pull
 ahead. Both libraries use their default thread counts.
 
+The streaming line times an LSTM cell step by step (B=1, H=128), 2000 steps per run, in turns
+over the rounds as above.
+
 The model line times a whole model's training step, where a layer meets the rest of a network:
 a character language model (embedding, two LSTM layers, a linear head, cross-entropy and Adam, at
 the sizes of LM below), the same weights in both libraries, the median of the rounds' medians.
@@ -281,8 +284,8 @@ def main(argv=None):
             import torch  # noqa: F401
         if kind == "matmul":
             return matmul_worker(int(rest[0]))
-        if kind == "cell":
-            return cell_worker(rest[0], int(rest[1]))
+        if rest[0] == "cell":
+            return cell_worker(kind, int(rest[1]))
         if rest[0] == "lm":
             return lm_worker(kind, int(rest[1]))
         mode, *nums = rest
@@ -327,7 +330,7 @@ def main(argv=None):
               f"{gf['ours'][0]:6.1f} /{gf['ours'][1]:6.1f} {100 * row['ceil']:4.0f}% "
               f"{100 * max(gf['torch']) / ceiling:4.0f}% | "
               f"{ours['mem']:6.1f} {theirs['mem']:6.1f}")
-    ours, theirs = spawn("cell", "rnnkit", repeats), spawn("cell", "torch", repeats)
+    ours, theirs = alternate(rounds, "cell", repeats)
     print(f"streaming LSTMCell B=1 H=128, us/step: inference rnnkit {ours['infer']:.1f}  torch {theirs['infer']:.1f}"
           f"  ratio {theirs['infer'] / ours['infer']:.2f} | with grad rnnkit {ours['grad']:.1f}  "
           f"torch {theirs['grad']:.1f}  ratio {theirs['grad'] / ours['grad']:.2f}")
