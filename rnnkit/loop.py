@@ -139,7 +139,7 @@ def run_input(step, x, W_ih, b_ih, W_hh, b_hh, h0, c0, mask, reverse, keep=True,
         return fused_forward(step, None, W_hh, b_hh, h0, c0, mask, reverse, keep, parts, ws, x, W_ih, b_ih)
     T, B, I = x.shape
     xp = ws.empty((T, B, W_ih.shape[0]), x.dtype)
-    product(x.reshape(T * B, I), W_ih.T, parts, xp.reshape(T * B, -1), b_ih, ws)
+    product(x.reshape(T * B, I), W_ih.T, parts, xp.reshape(T * B, -1), b_ih, ws, keep=keep)
     out, h, c, cache = run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, parts, ws)
     if cache is None or cache.saved is not xp:                 # else backward overwrites it
         ws.give_back(xp)

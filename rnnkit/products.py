@@ -79,24 +79,28 @@ def _all_columns(N):
     return cols
 
 
-def packs(M, K, N, parts, gradient=False):
+def packs(M, K, N, parts, gradient=False, keep=True):
     """Whether a product of M rows and W (K, N) runs through rnnkit.gemm: with Numba, on parts > 1
     threads, with a block of rows for each of two threads at least, where the product is too small
     for matmul to split (a small layer's; packing W then costs little memory) or, except for a
     weight gradient (whose K, the rows of all steps, is long), where M >= 2K (the packed copy of W
     then takes at most half the memory of the output, and packing it little time next to the
     product; packing a weight gradient at M >= 2K raised the GRU's memory at H = 650 above
-    PyTorch's in `python bench/speed.py`)."""
+    PyTorch's in `python bench/speed.py`). In inference (keep False: no training step's peak is
+    at stake) M >= K is enough: at (M, K, N) = (700, 650, 650), the RNN's input projection at
+    (T, B, I, H) = (35, 20, 650, 650), the packed product ran faster than matmul
+    (`python bench/gemm.py --layer`)."""
     if not kernels.ENABLED or parts == 1 or M < 2 * kernels.PRODUCT_ROWS:
         return False
-    return M * K * N < SPLIT_WORK or (not gradient and M >= 2 * K)
+    return M * K * N < SPLIT_WORK or (not gradient and M >= (2 if keep else 1) * K)
 
 
-def product(a, W, parts=1, out=None, bias=None, ws=FRESH, gradient=False):
+def product(a, W, parts=1, out=None, bias=None, ws=FRESH, gradient=False, keep=True):
     """a @ W (+ bias) for a (M, K) and W (K, N), into out if given: through rnnkit.gemm where
-    `packs` says so (gradient: a is a weight gradient's dY.T), otherwise through matmul."""
+    `packs` says so (gradient: a is a weight gradient's dY.T; keep False: in inference), otherwise
+    through matmul."""
     K, N = W.shape
-    if packs(a.shape[0], K, N, parts, gradient):
+    if packs(a.shape[0], K, N, parts, gradient, keep):
         return packed_product(a, W, parts, out, bias, ws)
     out = matmul(a, W, parts, out)
     if bias is not None:

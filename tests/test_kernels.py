@@ -408,6 +408,29 @@ def test_small_weight_gradient_product_equals_numpy(parts, dtype):
     assert relative_error(c, 2 * (dxp.T @ x)) < tolerance
 
 
+def test_inference_packs_a_projection_of_fewer_than_2k_rows(monkeypatch):
+    """In inference a projection of M rows, K <= M < 2K, goes through rnnkit.gemm (in training,
+    where the packed copy would raise the step's peak, through matmul), and gives the same output."""
+    monkeypatch.setattr(kernels, "MIN_UNITS", 1)
+    monkeypatch.setattr(kernels, "MIN_WORK", 0)
+    monkeypatch.setattr(kernels, "THREADS", 2)
+    monkeypatch.setattr(kernels, "ADAPT", False)
+    monkeypatch.setattr(products, "SPLIT_WORK", 0)
+    T, B, I = 10, 15, 100                                              # M = 150: I <= M < 2I
+    assert products.packs(T * B, I, 40, 2, keep=False) and not products.packs(T * B, I, 40, 2)
+    layer = rnnkit.RNN(I, 40, seed=3, dtype=np.float64)
+    x = np.random.default_rng(9).standard_normal((T, B, I))
+    calls = []
+    packed_product = products.packed_product
+    monkeypatch.setattr(products, "packed_product", lambda *a, **k: calls.append(1) or packed_product(*a, **k))
+    trained, _ = layer.forward(x)
+    assert calls == []
+    with rnnkit.no_grad():
+        inferred, _ = layer.forward(x)
+    assert calls == [1]
+    assert relative_error(inferred, trained) < 1e-13
+
+
 @pytest.mark.parametrize("parts", [1, 2])
 def test_add_matmul_accumulates(parts):
     from rnnkit.products import add_matmul
