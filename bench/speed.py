@@ -349,7 +349,7 @@ def main(argv=None):
                       f"{100 * row['gf']['torch'][i] / ceiling:.0f}%")
     big = [row["ceil"] for row in rows if row["cfg"][3] >= 512]
     if big:
-        print(f"H >= 512: rnnkit reaches {100 * min(big):.0f}% to {100 * max(big):.0f}% of the matmul ceiling")
+        print(f"H >= 512: rnnkit reaches {100 * min(big):.1f}% to {100 * max(big):.1f}% of the matmul ceiling")
     print("reproduce: python bench/speed.py" + (" --quick" if args.quick else "")
           + ("" if args.repeats is None else f" --repeats {args.repeats}")
           + ("" if args.rounds is None else f" --rounds {args.rounds}")
