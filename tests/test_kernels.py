@@ -22,6 +22,14 @@ def make(mode, nl, dtype, **kw):
     return cls(5, 7, seed=1, dtype=dtype, **extra, **kw)
 
 
+def split_on(monkeypatch, threads):
+    """Layers of any size run on `threads` parts, whatever the other processes' load."""
+    monkeypatch.setattr(kernels, "MIN_UNITS", 1)
+    monkeypatch.setattr(kernels, "MIN_WORK", 0)
+    monkeypatch.setattr(kernels, "THREADS", threads)
+    monkeypatch.setattr(kernels, "ADAPT", False)
+
+
 def train_step(layer, x, lengths, dy, dstate):
     layer.zero_grad()
     out, state = layer.forward(x, None, lengths)
@@ -66,10 +74,7 @@ def test_parts_in_threads_equal_one_part(mode, nl, B, monkeypatch):
     dy = rng.standard_normal((T, B, 14))
     dh = rng.standard_normal((2, B, 7))
     dstate = (dh, rng.standard_normal((2, B, 7))) if mode == "LSTM" else dh
-    monkeypatch.setattr(kernels, "MIN_UNITS", 1)
-    monkeypatch.setattr(kernels, "MIN_WORK", 0)
-    monkeypatch.setattr(kernels, "THREADS", 3)
-    monkeypatch.setattr(kernels, "ADAPT", False)
+    split_on(monkeypatch, 3)
     monkeypatch.setattr(products, "SPLIT_WORK", 0)                     # and the weight gradients in blocks
     assert kernels.parts(T, B, 4, 7) == 3
     alone = kernels.packing_parts(3, B, layer.params["weight_hh_l0"]) == 1
@@ -96,10 +101,7 @@ def test_lstm_input_in_each_step_equals_projection_of_all_steps(threads, monkeyp
     lengths = np.array([6, 2, 5, 1, 4])
     dy = rng.standard_normal((T, B, 14))
     dstate = (rng.standard_normal((4, B, 7)), rng.standard_normal((4, B, 7)))
-    monkeypatch.setattr(kernels, "MIN_UNITS", 1)
-    monkeypatch.setattr(kernels, "MIN_WORK", 0)
-    monkeypatch.setattr(kernels, "THREADS", threads)
-    monkeypatch.setattr(kernels, "ADAPT", False)
+    split_on(monkeypatch, threads)
     runs = []
     for inside in (True, False):
         monkeypatch.setattr(loop, "takes_input", lambda step, x, W_hh, keep, parts: inside)
@@ -126,10 +128,7 @@ def test_gru_input_in_each_step_equals_projection_of_all_steps(threads, bias, mo
     x = rng.standard_normal((6, 5, 5))
     lengths = np.array([6, 2, 5, 1, 4])
     h0 = rng.standard_normal((4, 5, 7))
-    monkeypatch.setattr(kernels, "MIN_UNITS", 1)
-    monkeypatch.setattr(kernels, "MIN_WORK", 0)
-    monkeypatch.setattr(kernels, "THREADS", threads)
-    monkeypatch.setattr(kernels, "ADAPT", False)
+    split_on(monkeypatch, threads)
     monkeypatch.setattr(kernels, "GRU_INPUT_WORK", 0)
     monkeypatch.setattr(kernels, "GRU_INPUT_EXCESS", 10.0)          # H = 7 on 3 parts pads a lot
     packings = []
@@ -411,10 +410,7 @@ def test_small_weight_gradient_product_equals_numpy(parts, dtype):
 def test_inference_packs_a_projection_of_fewer_than_2k_rows(monkeypatch):
     """In inference a projection of M rows, K <= M < 2K, goes through rnnkit.gemm (in training,
     where the packed copy would raise the step's peak, through matmul), and gives the same output."""
-    monkeypatch.setattr(kernels, "MIN_UNITS", 1)
-    monkeypatch.setattr(kernels, "MIN_WORK", 0)
-    monkeypatch.setattr(kernels, "THREADS", 2)
-    monkeypatch.setattr(kernels, "ADAPT", False)
+    split_on(monkeypatch, 2)
     monkeypatch.setattr(products, "SPLIT_WORK", 0)
     T, B, I = 10, 15, 100                                              # M = 150: I <= M < 2I
     assert products.packs(T * B, I, 40, 2, keep=False) and not products.packs(T * B, I, 40, 2)
