@@ -27,7 +27,9 @@ best is the steadiest estimate, and the strictest one to compare with). The tabl
 once the last ceiling is in; progress goes to stderr meanwhile. %ceil is the better of rnnkit's
 two GFLOP/s over the ceiling, and the column beside it torch's. For every ratio below 1.0 a line
 says how close each library came to the ceiling there: where both are near it, neither can pull
-ahead. Both libraries use their default thread counts.
+ahead. A line counts the configurations where rnnkit's training-step memory is at most
+PyTorch's, from the unrounded figures, and names, to two decimals, each where it is not. Both
+libraries use their default thread counts.
 
 The streaming line times an LSTM cell step by step (B=1, H=128), 2000 steps per run, in turns
 over the rounds as above.
@@ -268,6 +270,16 @@ def forward_flops(mode, T, B, I, H):
     return 2.0 * T * B * GATES[mode] * H * (I + H)
 
 
+def memory_lines(rows):
+    """In how many configurations rnnkit's training-step memory is at most PyTorch's, from the
+    unrounded figures (the table's one decimal can show a tie either way), and a line for each
+    where it is not."""
+    over = [row for row in rows if row["ours"]["mem"] > row["theirs"]["mem"]]
+    return ([f"training-step memory: rnnkit's at most torch's in {len(rows) - len(over)} of {len(rows)} configurations"]
+            + [f"memory above torch: {row['mode']} {row['cfg']} rnnkit {row['ours']['mem']:.2f} MB, "
+               f"torch {row['theirs']['mem']:.2f} MB" for row in over])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a smaller grid and 3 repeats (a smoke test)")
@@ -347,6 +359,8 @@ def main(argv=None):
                 print(f"below 1.0: {row['mode']} {row['cfg']} {name} {row[key]:.2f}: rnnkit at "
                       f"{100 * row['gf']['ours'][i] / ceiling:.0f}% of the ceiling, torch at "
                       f"{100 * row['gf']['torch'][i] / ceiling:.0f}%")
+    for line in memory_lines(rows):
+        print(line)
     big = [row["ceil"] for row in rows if row["cfg"][3] >= 512]
     if big:
         print(f"H >= 512: rnnkit reaches {100 * min(big):.1f}% to {100 * max(big):.1f}% of the matmul ceiling")
