@@ -22,7 +22,7 @@ from .workspace import FRESH
 
 
 class Cache(NamedTuple):
-    h_prevs: np.ndarray          # (T, B, H) the state each step started from
+    h_prevs: np.ndarray          # (T, B, H) the state each step started from (unmasked: the output's memory)
     c_prevs: np.ndarray | None   # (T, B, H) LSTM only
     saved: np.ndarray            # (T, B, S*H) what the step kept; fused: the gates, over xp
     extra: np.ndarray | None     # fused only: tanh(c) for LSTM, hp_n for GRU
@@ -42,15 +42,15 @@ def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1,
     T, B, _ = xp.shape
     H = h0.shape[1]
     dt = xp.dtype
-    out = np.empty((T, B, H), dt)
+    out, h_prevs = outputs(T, B, H, dt, mask, reverse, keep, ws)
     saved = ws.empty((T, B, step.S * H), dt)
-    h_prevs = ws.empty((T, B, H), dt)
-    c_prevs = ws.empty((T, B, H), dt) if step.has_c else None
+    c_prevs = ws.empty((T, B, H), dt) if step.has_c and keep else None
     h, c = h0, c0
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        h_prevs[t] = h
-        if c_prevs is not None:
-            c_prevs[t] = c
+        if keep:
+            h_prevs[t] = h
+            if c_prevs is not None:
+                c_prevs[t] = c
         hp = h @ W_hh.T
         if b_hh is not None:
             hp += b_hh
@@ -64,7 +64,29 @@ def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1,
             h = np.where(m, h_new, h)                  # padding never updates the state
             if c is not None:
                 c = np.where(m, c_new, c)
-    return out, h, c, (Cache(h_prevs, c_prevs, saved, None, False) if keep else None)
+    if not keep:
+        ws.give_back(h_prevs, saved)
+        return out, h, c, None
+    return out, h, c, Cache(h_prevs, c_prevs, saved, None, False)
+
+
+def outputs(T, B, H, dt, mask, reverse, keep, ws):
+    """The output (T, B, H) and h_prevs, the state each step started from, for backward (no steps
+    without keep). Without a mask, h_prevs[t] is h0 at the first step and the output of the step
+    before (after, in reverse) at the others: one array of T + 1 steps holds both, and h_prevs
+    costs no memory of its own (the layer's output is read-only until backward: RNNBase.forward).
+    With a mask, padding steps output zeros while the state passes through: h_prevs apart, from ws."""
+    if keep and mask is None:
+        hs = np.empty((T + 1, B, H), dt)
+        return (hs[:T], hs[1:]) if reverse else (hs[1:], hs[:T])
+    return np.empty((T, B, H), dt), ws.empty((T if keep else 0, B, H), dt)
+
+
+def release(cache, ws):
+    """Give a cache's arrays back to ws once backward is done with them: all but an h_prevs that is
+    a view of the output's memory (outputs), which the caller may still hold."""
+    h_prevs = cache.h_prevs if cache.h_prevs.base is None else None
+    ws.give_back(h_prevs, cache.c_prevs, cache.saved, cache.extra)
 
 
 def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts=1, ws=FRESH):
@@ -163,9 +185,8 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
     lengths = lengths_of(mask, T, B)
     h = h0.copy()                                      # the kernels update the state in place
     c = None if c0 is None else c0.copy()
-    out = np.empty((T, B, H), dt)
+    out, h_prevs = outputs(T, B, H, dt, mask, reverse, keep, ws)
     kept = (T if keep else 0, B, H)
-    h_prevs = ws.empty(kept, dt)
     scratch = (T if keep else 1, B, H)                 # tanh(c) or hp_n: a one-step scratch without keep
     c_prevs = extra = None
     I = x.shape[2]

@@ -16,7 +16,7 @@ import numpy as np
 from . import checks, kernels
 from .grad_mode import is_grad_enabled
 from .init import RECURRENT_INITS, recurrent_params
-from .loop import run_backward, run_input
+from .loop import release, run_backward, run_input
 from .module import Module
 from .products import add_matmul, product
 from .steps import GRUStep, LSTMStep, RNNStep
@@ -97,7 +97,9 @@ class RNNBase(Module):
     def forward(self, input, hx=None, lengths=None):
         """input (T, B, I) [or (B, T, I) with batch_first]; hx the initial state; lengths (B,) ints.
 
-        Returns output (T, B, D*H) and h_n, or (h_n, c_n) for LSTM, each (L*D, B, H).
+        Returns output (T, B, D*H) and h_n, or (h_n, c_n) for LSTM, each (L*D, B, H). Outside
+        rnnkit.no_grad() the output is read-only until backward (or the next forward), as backward
+        reads the states from its memory: change a copy of it, not the output itself.
         """
         x = checks.floating_array("input", input, self.dtype, 3, self.input_size)
         if self.batch_first:
@@ -139,10 +141,20 @@ class RNNBase(Module):
                 output = output * drop
             drop_masks.append(drop)
             layer_input = output
-        self._cache = dict(inputs=inputs, caches=caches, drop_masks=drop_masks, mask=mask, B=B, T=T) if keep else None
         if self.batch_first:
             layer_input = np.ascontiguousarray(layer_input.transpose(1, 0, 2))
+        self._drop_cache()
+        if keep:                    # backward reads states from the output's memory (rnnkit.loop.outputs)
+            layer_input.flags.writeable = False
+            self._cache = dict(inputs=inputs, caches=caches, drop_masks=drop_masks, mask=mask, B=B, T=T,
+                               output=layer_input)
         return layer_input, ((h_n, c_n) if c_n is not None else h_n)
+
+    def _drop_cache(self):
+        """Forget the last forward's cache; its output, read-only until now, becomes writeable."""
+        if self._cache is not None:
+            self._cache["output"].flags.writeable = True
+            self._cache = None
 
     __call__ = forward
 
@@ -203,9 +215,9 @@ class RNNBase(Module):
                     col += n
                 dx_d = product(dxp2, W_ih, P, ws=ws)                       # into this layer's input
                 dx = dx_d if dx is None else dx + dx_d
-                ws.give_back(step_cache.h_prevs, step_cache.c_prevs, step_cache.saved, step_cache.extra)
+                release(step_cache, ws)
             dy = dx.reshape(x.shape)
-        self._cache = None
+        self._drop_cache()
         if self.batch_first:
             dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
         return dy, ((dh0, dc0) if dc0 is not None else dh0)

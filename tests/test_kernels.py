@@ -43,12 +43,12 @@ def flat(state):
 
 
 @pytest.mark.parametrize("mode,nl", CELLS)
-def test_fused_equals_numpy_steps(mode, nl, monkeypatch):
+@pytest.mark.parametrize("lengths", [np.array([6, 2, 5, 1]), None])   # None: h_prevs in the output's memory
+def test_fused_equals_numpy_steps(mode, nl, lengths, monkeypatch):
     rng = np.random.default_rng(0)
     layer = make(mode, nl, np.float64, num_layers=2, bidirectional=True, bias=mode != "GRU")
     T, B = 6, 4
     x = rng.standard_normal((T, B, 5))
-    lengths = np.array([6, 2, 5, 1])
     dy = rng.standard_normal((T, B, 14))
     dh = rng.standard_normal((4, B, 7))
     dstate = (dh, rng.standard_normal((4, B, 7))) if mode == "LSTM" else dh

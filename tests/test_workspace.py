@@ -52,6 +52,33 @@ def test_what_the_caller_holds_is_never_reused():
         assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("mode", ["RNN", "LSTM", "GRU"])
+def test_output_holds_the_states_and_is_read_only_until_backward(mode, compiled, monkeypatch):
+    monkeypatch.setattr(kernels, "ENABLED", kernels.ENABLED and compiled)
+    rng = np.random.default_rng(2)
+    layer = getattr(rnnkit, mode)(4, 6, num_layers=2, seed=0, dtype=np.float64)
+    x, dy = rng.standard_normal((5, 3, 4)), rng.standard_normal((5, 3, 6))
+    out, _ = layer.forward(x)
+    h_prevs = layer._cache["caches"][-1].h_prevs
+    assert np.shares_memory(out, h_prevs)                  # the states cost no memory of their own
+    assert np.array_equal(h_prevs[1:], out[:-1]) and not h_prevs[0].any()
+    with pytest.raises(ValueError, match="read-only"):
+        out += 1                                           # it would change the gradients below
+    expected = out.copy()
+    layer.backward(dy)
+    out += 1                                               # backward is done with it
+    assert np.array_equal(out, expected + 1)
+    with rnnkit.no_grad():
+        inferred, _ = layer.forward(x)
+    inferred += 1                                          # nothing to back-propagate: writeable
+    masked, _ = layer.forward(x, None, np.array([5, 2, 4]))   # padding outputs zeros: h_prevs apart
+    assert not masked.flags.writeable
+    assert not np.shares_memory(masked, layer._cache["caches"][-1].h_prevs)
+    layer.forward(x)                                       # a new forward forgets the last one's cache
+    masked += 1
+
+
 def test_workspace_hands_back_and_forgets_old_shapes():
     ws = Workspace(shapes=2)
     a = ws.empty((3, 4), np.float32)
