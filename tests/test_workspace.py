@@ -64,7 +64,7 @@ def test_output_holds_the_states_and_is_read_only_until_backward(mode, compiled,
     assert np.shares_memory(out, h_prevs)                  # the states cost no memory of their own
     assert np.array_equal(h_prevs[1:], out[:-1]) and not h_prevs[0].any()
     with pytest.raises(ValueError, match="read-only"):
-        out += 1                                           # it would change the gradients below
+        out += 1                                           # it would change the states backward reads
     expected = out.copy()
     layer.backward(dy)
     out += 1                                               # backward is done with it
