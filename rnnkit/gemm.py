@@ -25,6 +25,7 @@ import contextlib
 import numpy as np
 
 from .jit import ENABLED, FAST, Twins, numba, prange
+from .transpose import transpose8
 
 V = 32          # columns per panel: two AVX-512 (four AVX2) registers of float32
 R = 4           # rows per tile
@@ -60,11 +61,41 @@ def pack_panel(W, picked, panel):
             row, out = W[k], panel[k]                                  # per row cost more than its V values
             for v in range(V):
                 out[v] = row[j0 + v]
+    elif W.strides[0] == W.itemsize:
+        transpose_columns(W, picked, panel)
     elif W.strides[1] % 256 == 0:
         for v0 in range(0, V, 8):
             pick_columns(W, picked, panel, v0, v0 + 8)
     else:
         pick_columns(W, picked, panel, 0, V)
+
+
+def consecutive(picked, v0):
+    """Whether picked[v0:v0 + 8] are 8 consecutive columns."""
+    for r in range(1, 8):
+        if picked[v0 + r] != picked[v0] + r:
+            return False
+    return picked[v0] >= 0
+
+
+def transpose_columns(W, picked, panel):
+    """pack_panel where W's columns are contiguous (W_hh.T, a view of W_hh): where 8 picked columns
+    are consecutive, 8 rows of the panel at a time from a block of 8 x 8 transposed in registers
+    (rnnkit.transpose); other columns picked value by value."""
+    Wt, K = W.T, panel.shape[0]
+    K8 = K - K % 8
+    for v0 in range(0, V, 8):
+        if not consecutive(picked, v0):
+            pick_columns(W, picked, panel, v0, v0 + 8)
+    for k0 in range(0, K8, 8):
+        for v0 in range(0, V, 8):
+            if consecutive(picked, v0):
+                transpose8(Wt, picked[v0], k0, panel, v0)
+    for k in range(K8, K):
+        for v0 in range(0, V, 8):
+            if consecutive(picked, v0):
+                for r in range(8):
+                    panel[k, v0 + r] = Wt[picked[v0] + r, k]
 
 
 def pick_columns(W, picked, panel, v0, v1):
@@ -152,6 +183,8 @@ if ENABLED:
     globals().update(_tiles())
     pack_panel = numba.njit(inline="always", **FAST)(pack_panel)
     pick_columns = numba.njit(inline="always", **FAST)(pick_columns)
+    consecutive = numba.njit(inline="always", **FAST)(consecutive)
+    transpose_columns = numba.njit(inline="always", **FAST)(transpose_columns)
 pack = Twins(pack)
 
 
