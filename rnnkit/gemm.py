@@ -49,12 +49,10 @@ def pack(W, cols, out):
 
 
 def pack_panel(W, picked, panel):
-    """A panel row by row, each row written whole: a copy of V values side by side where W's rows
-    are contiguous and the picked columns too, else V values picked from row k of W. From W_hh.T,
-    a transposed view, those V values lie down V rows of W_hh; where the rows lie a multiple of
-    256 bytes apart they share a few of L1's sets and evict each other, so there the panel goes
-    by groups of 8 columns. Column by column, writing each panel row V times a value at a time,
-    the packing of W_hh.T took twice as long (`python bench/gemm.py`, pack ms)."""
+    """A panel, the V picked columns of W (K, N): where W's rows are contiguous and the picked
+    columns too, a copy of V values side by side per row; where W's columns are contiguous (W_hh.T,
+    a transposed view, whose V values of a panel row lie down V rows of W_hh), transpose_columns;
+    else V values picked from each row of W."""
     if W.strides[0] > W.strides[1] and picked[0] >= 0 and picked[V - 1] == picked[0] + V - 1:
         j0 = picked[0]
         for k in range(panel.shape[0]):                                # element by element: a slice copy
@@ -63,9 +61,6 @@ def pack_panel(W, picked, panel):
                 out[v] = row[j0 + v]
     elif W.strides[0] == W.itemsize:
         transpose_columns(W, picked, panel)
-    elif W.strides[1] % 256 == 0:
-        for v0 in range(0, V, 8):
-            pick_columns(W, picked, panel, v0, v0 + 8)
     else:
         pick_columns(W, picked, panel, 0, V)
 
@@ -79,9 +74,12 @@ def consecutive(picked, v0):
 
 
 def transpose_columns(W, picked, panel):
-    """pack_panel where W's columns are contiguous (W_hh.T, a view of W_hh): where 8 picked columns
-    are consecutive, 8 rows of the panel at a time from a block of 8 x 8 transposed in registers
-    (rnnkit.transpose); other columns picked value by value."""
+    """pack_panel where W's columns are contiguous: where 8 picked columns are consecutive, the
+    panel's rows 8 at a time, each block of 8 x 8 transposed in registers (rnnkit.transpose); the
+    other columns picked value by value, a group of 8 columns at a time (W_hh's rows a multiple of
+    256 bytes apart share a few of L1's sets, and 32 of them evict each other). Picked value by
+    value everywhere, one panel row at a time, the packing of W_hh.T on one thread took 1.6-3.5x as
+    long (`python bench/gemm.py`, pack ms at its forward shapes, K <= N)."""
     Wt, K = W.T, panel.shape[0]
     K8 = K - K % 8
     for v0 in range(0, V, 8):

@@ -12,13 +12,12 @@ from __future__ import annotations
 from .jit import ENABLED
 
 # The three rounds, as (first input, second input, mask) per output, inputs indexed in the round before.
-_PAIRS = [(2 * p, 2 * p + 1, mask) for p in range(4) for mask in
-          ([0, 8, 1, 9, 4, 12, 5, 13], [2, 10, 3, 11, 6, 14, 7, 15])]          # rows 2p and 2p+1 interleaved
-_QUADS = [(a, a + 2, mask) for a in (0, 1, 4, 5) for mask in
-          ([0, 1, 8, 9, 4, 5, 12, 13], [2, 3, 10, 11, 6, 7, 14, 15])]         # output q: column q % 4 of rows 0-3
+_PAIRS = [(2 * p, 2 * p + 1, mask) for p in range(4) for mask in      # rows 2p and 2p + 1 interleaved:
+          ([0, 8, 1, 9, 4, 12, 5, 13], [2, 10, 3, 11, 6, 14, 7, 15])]  # columns 0 1 4 5, then 2 3 6 7
+_QUADS = [(a, a + 2, mask) for a in (0, 1, 4, 5) for mask in           # output q: rows 0-3 (q < 4) or 4-7,
+          ([0, 1, 8, 9, 4, 5, 12, 13], [2, 3, 10, 11, 6, 7, 14, 15])]  # column q % 4 low, q % 4 + 4 high
 _HALVES = [(q, q + 4, [0, 1, 2, 3, 8, 9, 10, 11]) for q in range(4)] + \
-          [(q, q + 4, [4, 5, 6, 7, 12, 13, 14, 15]) for q in range(4)]        # (4-7 from q >= 4), + 4 above: column c
-
+          [(q, q + 4, [4, 5, 6, 7, 12, 13, 14, 15]) for q in range(4)]  # output c: column c of all eight rows
 
 def transpose8(src, j, k, dst, v):
     dst[k:k + 8, v:v + 8] = src[j:j + 8, k:k + 8].T
@@ -59,4 +58,4 @@ if ENABLED:
             for c, column in enumerate(columns):
                 builder.store(column, _row_pointer(context, builder, dstty, d, step(k, c), v, vector), align=size)
             return context.get_dummy_value()
-        return types.none(src, j, k, dst, v), codegen
+        return types.none(src, types.intp, types.intp, dst, types.intp), codegen

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import gemm, kernels
+from rnnkit import gemm, kernels, transpose
 from rnnkit.gradcheck import relative_error
 from rnnkit.workspace import Workspace
 
@@ -116,21 +116,40 @@ def test_packed_product_equals_numpy(B, K, N, dtype, threads, order):
 
 
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
-@pytest.mark.parametrize("K", [5, 32, 35])            # F order, K = 32: columns 256 bytes apart, by groups of 8
+@pytest.mark.parametrize("K", [5, 32, 35])            # F order: blocks of 8 rows, and 3 past them at K = 35
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_pack_lays_out_picked_columns(K, order, threads):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pack_lays_out_picked_columns(K, order, threads, dtype):
     """out[p, jp, k, v] = W[k, cols[p, jp * V + v]], 0 where the column is -1, whichever way W is read."""
     N, rng = 70, np.random.default_rng(K)
-    W = np.asarray(rng.standard_normal((K, N)), order=order)
+    W = np.asarray(rng.standard_normal((K, N)).astype(dtype), order=order)
     cols = np.full((2, 3 * gemm.V), -1)
     cols[0, :N] = np.arange(N)                                          # side by side, then padding
     cols[1, :40] = rng.permutation(N)[:40]                              # scattered
-    cols[1, 50:60] = np.arange(10)
-    packed = np.full(gemm.packed_shape(2, K, 3 * gemm.V), np.nan)
+    cols[1, 50:60] = np.arange(10)                                      # consecutive, but not 8 of a group
+    cols[1, 64:72] = np.arange(13, 21)                                  # a group of 8, from an odd column
+    packed = np.full(gemm.packed_shape(2, K, 3 * gemm.V), np.nan, dtype)
     gemm.pack[threads](W, cols, packed)
     expected = np.where(cols[:, None] >= 0, W[:, cols].transpose(1, 0, 2), 0)     # (2, K, 3V): W[k, cols]
     assert np.array_equal(packed, expected.reshape(2, K, 3, gemm.V).transpose(0, 2, 1, 3))
+
+
+@pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transpose8_moves_one_block_and_nothing_else(dtype):
+    """dst[k + c, v + r] = src[j + r, k + c] for r, c < 8, from a view whose rows lie 30 values apart."""
+    import numba
+    src = np.arange(20 * 30, dtype=dtype).reshape(20, 30)[:, 1:]
+    dst = np.full((40, 32), -1, dtype)
+
+    @numba.njit
+    def block(src, dst):
+        transpose.transpose8(src, 3, 5, dst, 16)
+    block(src, dst)
+    expected = np.full((40, 32), -1, dtype)
+    expected[5:13, 16:24] = src[3:11, 5:13].T
+    assert np.array_equal(dst, expected)
 
 
 @pytest.mark.skipif(not kernels.ENABLED or platform.machine() not in ("x86_64", "AMD64"), reason="x86 and Numba only")
