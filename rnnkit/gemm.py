@@ -65,12 +65,16 @@ def pack_panel(W, picked, panel):
         pick_columns(W, picked, panel, 0, V)
 
 
-def consecutive(picked, v0):
-    """Whether picked[v0:v0 + 8] are 8 consecutive columns."""
-    for r in range(1, 8):
-        if picked[v0 + r] != picked[v0] + r:
-            return False
-    return picked[v0] >= 0
+def consecutive(picked):
+    """Bit g set where picked[8g:8g + 8] are 8 consecutive columns, for each group g of the panel."""
+    groups = 0
+    for g in range(V // 8):
+        run = picked[8 * g] >= 0
+        for r in range(1, 8):
+            run = run and picked[8 * g + r] == picked[8 * g] + r
+        if run:
+            groups |= 1 << g
+    return groups
 
 
 def transpose_columns(W, picked, panel):
@@ -78,20 +82,20 @@ def transpose_columns(W, picked, panel):
     panel's rows 8 at a time, each block of 8 x 8 transposed in registers (rnnkit.transpose); the
     other columns picked value by value, a group of 8 columns at a time (W_hh's rows a multiple of
     256 bytes apart share a few of L1's sets, and 32 of them evict each other). Picked value by
-    value everywhere, one panel row at a time, the packing of W_hh.T on one thread took 1.6-3.5x as
+    value everywhere, one panel row at a time, the packing of W_hh.T on one thread took 1.8-4.0x as
     long (`python bench/gemm.py`, pack ms at its forward shapes, K <= N)."""
-    Wt, K = W.T, panel.shape[0]
+    Wt, K, groups = W.T, panel.shape[0], consecutive(picked)
     K8 = K - K % 8
     for v0 in range(0, V, 8):
-        if not consecutive(picked, v0):
+        if not groups >> (v0 // 8) & 1:
             pick_columns(W, picked, panel, v0, v0 + 8)
     for k0 in range(0, K8, 8):
         for v0 in range(0, V, 8):
-            if consecutive(picked, v0):
+            if groups >> (v0 // 8) & 1:
                 transpose8(Wt, picked[v0], k0, panel, v0)
     for k in range(K8, K):
         for v0 in range(0, V, 8):
-            if consecutive(picked, v0):
+            if groups >> (v0 // 8) & 1:
                 for r in range(8):
                     panel[k, v0 + r] = Wt[picked[v0] + r, k]
 

@@ -19,6 +19,7 @@ _QUADS = [(a, a + 2, mask) for a in (0, 1, 4, 5) for mask in           # output 
 _HALVES = [(q, q + 4, [0, 1, 2, 3, 8, 9, 10, 11]) for q in range(4)] + \
           [(q, q + 4, [4, 5, 6, 7, 12, 13, 14, 15]) for q in range(4)]  # output c: column c of all eight rows
 
+
 def transpose8(src, j, k, dst, v):
     dst[k:k + 8, v:v + 8] = src[j:j + 8, k:k + 8].T
 
