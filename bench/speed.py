@@ -120,15 +120,19 @@ def setup(lib, mode, T, B, I, H):
 def worker(lib, mode, T, B, I, H, repeats):
     # Load the libraries and kernels before the memory probe; for rnnkit, its threaded kernels and
     # every kind of product too: 128 rows and G*H >= 128 pack each product below SPLIT_WORK, and
-    # SPLIT_WORK = 0 splits the weight gradients into BLAS row blocks.
-    small_train, small_infer = setup(lib, mode, 32, 4, 4, 128)
-    small_train(), small_infer()
+    # SPLIT_WORK = 0 splits the weight gradients into BLAS row blocks. On threads, a batch of 1 packs
+    # W_hh alone (the input projected apart), one of 4 packs [W_ih, W_hh] on the threads, split by
+    # units, and one of 8 packs it on one thread, each thread working alone on its rows.
+    small = [setup(lib, mode, 32, b, 4, 128) for b in (1, 4, 8)]
+    for small_train, small_infer in small:
+        small_train(), small_infer()
     if lib == "rnnkit":
         from rnnkit import kernels, products
         sizes = kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK
         for split_work in (products.SPLIT_WORK, 0):
             kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK = 0, 1, split_work
-            small_train(), small_infer()
+            for small_train, small_infer in small:
+                small_train(), small_infer()
         kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK = sizes
     train, infer = setup(lib, mode, T, B, I, H)
     reset_peak()
