@@ -26,8 +26,9 @@ mode's configurations and after the last; on a shared machine other tenants only
 best is the steadiest estimate, and the strictest one to compare with). The table is printed
 once the last ceiling is in; progress goes to stderr meanwhile. %ceil is the better of rnnkit's
 two GFLOP/s over the ceiling, and the column beside it torch's. For every ratio below 1.0 a line
-says how close each library came to the ceiling there: where both are near it, neither can pull
-ahead. A line counts the configurations where rnnkit's training-step memory is at most
+says how close each library came to the ceiling there (where both are near it, neither can pull
+ahead) and each round's ratio (the libraries' turns in a round are next to each other, so a round
+below 1.0 beside one above is a tie decided by the machine's load). A line counts the configurations where rnnkit's training-step memory is at most
 PyTorch's, from the unrounded figures, and names, to two decimals, each where it is not. Both
 libraries use their default thread counts.
 
@@ -247,12 +248,15 @@ def spawn(*args, env=None, cwd=None):
 
 
 def alternate(rounds, *config):
-    """Both libraries' workers, taking turns for this many rounds: medians over the rounds."""
+    """Both libraries' workers, taking turns for this many rounds: medians over the rounds, and
+    each round's ratios torch/rnnkit (the two libraries' turns in a round are next to each other)."""
     results = {"rnnkit": [], "torch": []}
     for _ in range(rounds):
         for lib in results:
             results[lib].append(spawn(lib, *config))
-    return [{key: statistics.median(r[key] for r in runs) for key in runs[0]} for runs in results.values()]
+    ours, theirs = [{key: statistics.median(r[key] for r in runs) for key in runs[0]} for runs in results.values()]
+    ratios = {key: [t[key] / o[key] for o, t in zip(*results.values())] for key in ours}
+    return ours, theirs, ratios
 
 
 def require_positive(*options):
@@ -272,6 +276,17 @@ def parse_modes(text):
 
 def forward_flops(mode, T, B, I, H):
     return 2.0 * T * B * GATES[mode] * H * (I + H)
+
+
+def below_lines(rows, ceiling):
+    """A line for each ratio below 1.0: how close each library came to the ceiling there, and each
+    round's ratio."""
+    return [f"below 1.0: {row['mode']} {row['cfg']} {name} {row[key]:.2f}: rnnkit at "
+            f"{100 * row['gf']['ours'][i] / ceiling:.0f}% of the ceiling, torch at "
+            f"{100 * row['gf']['torch'][i] / ceiling:.0f}%; the rounds' ratios "
+            f"{', '.join(f'{r:.2f}' for r in row['rounds'][key])}"
+            for row in rows for i, (key, name) in enumerate((("train", "training"), ("infer", "inference")))
+            if row[key] < 1.0]
 
 
 def memory_lines(rows):
@@ -320,11 +335,11 @@ def main(argv=None):
         ceilings.append(spawn("matmul", repeats)["gflops"])
         for (T, B, I, H) in grid:
             print(f"timing {mode} {(T, B, I, H)} ...", file=sys.stderr, flush=True)
-            ours, theirs = alternate(rounds, mode, T, B, I, H, repeats)
+            ours, theirs, ratios = alternate(rounds, mode, T, B, I, H, repeats)
             f = forward_flops(mode, T, B, I, H)
             gf = {lib: (3 * f / r["train"] / 1e9, f / r["infer"] / 1e9)              # GFLOP/s: training, inference
                   for lib, r in (("ours", ours), ("torch", theirs))}
-            rows.append(dict(mode=mode, cfg=(T, B, I, H), ours=ours, theirs=theirs, gf=gf,
+            rows.append(dict(mode=mode, cfg=(T, B, I, H), ours=ours, theirs=theirs, gf=gf, rounds=ratios,
                              train=theirs["train"] / ours["train"], infer=theirs["infer"] / ours["infer"]))
     ceilings.append(spawn("matmul", repeats)["gflops"])
     ceiling = max(ceilings)        # other tenants only ever slow it: the best is the steadiest, and strictest
@@ -346,24 +361,18 @@ def main(argv=None):
               f"{gf['ours'][0]:6.1f} /{gf['ours'][1]:6.1f} {100 * row['ceil']:4.0f}% "
               f"{100 * max(gf['torch']) / ceiling:4.0f}% | "
               f"{ours['mem']:6.1f} {theirs['mem']:6.1f}")
-    ours, theirs = alternate(rounds, "cell", repeats)
+    ours, theirs, _ = alternate(rounds, "cell", repeats)
     print(f"streaming LSTMCell B=1 H=128, us/step: inference rnnkit {ours['infer']:.1f}  torch {theirs['infer']:.1f}"
           f"  ratio {theirs['infer'] / ours['infer']:.2f} | with grad rnnkit {ours['grad']:.1f}  "
           f"torch {theirs['grad']:.1f}  ratio {theirs['grad'] / ours['grad']:.2f}")
-    ours, theirs = alternate(rounds, "lm", repeats)
+    ours, theirs, _ = alternate(rounds, "lm", repeats)
     print(f"model: char LM training step (embedding {LM['V']}x{LM['H']}, {LM['layers']} LSTM layers of {LM['H']}, "
           f"linear, cross-entropy, Adam; T={LM['T']}, B={LM['B']}), ms: rnnkit {ours['step'] * 1e3:.1f}  "
           f"torch {theirs['step'] * 1e3:.1f}  ratio {theirs['step'] / ours['step']:.2f}")
     for key, name in (("train", "training"), ("infer", "inference")):
         r = [row[key] for row in rows]
         print(f"{name} torch/rnnkit: median {statistics.median(r):.2f}, min {min(r):.2f}")
-    for row in rows:                       # where torch wins: how close each library is to the ceiling there
-        for i, (key, name) in enumerate((("train", "training"), ("infer", "inference"))):
-            if row[key] < 1.0:
-                print(f"below 1.0: {row['mode']} {row['cfg']} {name} {row[key]:.2f}: rnnkit at "
-                      f"{100 * row['gf']['ours'][i] / ceiling:.0f}% of the ceiling, torch at "
-                      f"{100 * row['gf']['torch'][i] / ceiling:.0f}%")
-    for line in memory_lines(rows):
+    for line in below_lines(rows, ceiling) + memory_lines(rows):
         print(line)
     big = [row["ceil"] for row in rows if row["cfg"][3] >= 512]
     if big:

@@ -1,4 +1,4 @@
-"""bench/speed.py's summary of the memory target, from the unrounded figures."""
+"""bench/speed.py's summary lines: the memory target, from the unrounded figures, and each ratio below 1.0."""
 import importlib.util
 from pathlib import Path
 
@@ -24,3 +24,15 @@ def test_memory_lines_count_ties_as_met_and_name_each_excess_to_two_decimals():
     lines = load_speed().memory_lines(rows)
     assert lines == ["training-step memory: rnnkit's at most torch's in 3 of 4 configurations",
                      "memory above torch: GRU (35, 20, 650, 650) rnnkit 19.29 MB, torch 19.26 MB"]
+
+
+def test_below_lines_name_each_ratio_under_one_with_its_rounds():
+    rows = [dict(mode="LSTM", cfg=(100, 32, 256, 256), train=1.2, infer=0.98,
+                 gf=dict(ours=(180.0, 190.0), torch=(150.0, 196.0)),
+                 rounds=dict(train=[1.1, 1.2, 1.3], infer=[0.95, 1.04, 0.98])),
+            dict(mode="GRU", cfg=(50, 16, 64, 64), train=1.0, infer=3.0,            # 1.0 is not below
+                 gf=dict(ours=(50.0, 60.0), torch=(10.0, 20.0)),
+                 rounds=dict(train=[0.9, 1.0, 1.1], infer=[3.0, 3.0, 3.0]))]
+    lines = load_speed().below_lines(rows, ceiling=200.0)
+    assert lines == ["below 1.0: LSTM (100, 32, 256, 256) inference 0.98: rnnkit at 95% of the ceiling, "
+                     "torch at 98%; the rounds' ratios 0.95, 1.04, 0.98"]
