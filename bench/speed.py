@@ -27,10 +27,11 @@ best is the steadiest estimate, and the strictest one to compare with). The tabl
 once the last ceiling is in; progress goes to stderr meanwhile. %ceil is the better of rnnkit's
 two GFLOP/s over the ceiling, and the column beside it torch's. For every ratio below 1.0 a line
 says how close each library came to the ceiling there (where both are near it, neither can pull
-ahead) and each round's ratio (the libraries' turns in a round are next to each other, so a round
-below 1.0 beside one above is a tie decided by the machine's load). A line counts the configurations where rnnkit's training-step memory is at most
-PyTorch's, from the unrounded figures, and names, to two decimals, each where it is not. Both
-libraries use their default thread counts.
+ahead) and each round's ratio (the libraries' turns in a round are next to each other, so rounds
+on both sides of 1.0 point to a tie that the machine's load decided). A line counts the
+configurations where rnnkit's training-step memory is at most PyTorch's, from the unrounded
+figures, and names, to two decimals, each where it is not. Both libraries use their default
+thread counts.
 
 The streaming line times an LSTM cell step by step (B=1, H=128), 2000 steps per run, in turns
 over the rounds as above.
