@@ -192,10 +192,10 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
     I = x.shape[2]
     parts = kernels.packing_parts(P, B, W_hh, I)
     if isinstance(step, GRUStep) and I > 0:            # inference only (takes_input): it keeps no gates
-        buffer = ws.empty((kernels.gru_input_size(H, parts, I),), dt)
+        buffer = ws.flat(kernels.gru_input_size(H, parts, I), dt)
         edges, Wk, Wn, Wh, bp = kernels.gru_input_weights(W_ih, W_hh, b_ih, b_hh, parts, buffer)
     else:
-        buffer = ws.empty((kernels.weights_size(W_hh, parts, I),), dt)
+        buffer = ws.flat(kernels.weights_size(W_hh, parts, I), dt)
         edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih)
         Wn = Wh = np.empty((parts, 0, 0, packed.V), dt)   # the GRU's n products apart: only with x
     sync = kernels.phases(T, P)
@@ -228,7 +228,7 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
     buffer, size = cache.weights, kernels.weights_size(W_hh, parts)
     if buffer.size < size:                             # forward's is too small only where its parts were fewer
         ws.give_back(buffer)
-        buffer = ws.empty((size,), W_hh.dtype)
+        buffer = ws.flat(size, W_hh.dtype)
     edges, Wk = kernels.backward_weights(W_hh, parts, buffer)
     sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):

@@ -22,6 +22,7 @@ import has OpenBLAS's threads sleep as soon as they are idle (rnnkit.blas.sleep_
 from __future__ import annotations
 
 import functools
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -113,9 +114,11 @@ def packed_product(a, W, parts, out=None, bias=None, ws=FRESH):
     K, N = W.shape
     if out is None:
         out = np.empty((a.shape[0], N), np.result_type(a, W))
-    Wk = ws.empty(packed.packed_shape(1, K, N), W.dtype)
+    shape = packed.packed_shape(1, K, N)
+    buffer = ws.flat(math.prod(shape), W.dtype)
+    Wk = buffer[:math.prod(shape)].reshape(shape)
     packed.pack[parts](W, _all_columns(N), Wk)
     kernels.packed_product[parts](a, Wk[0], out[0] if bias is None else bias, out, bias is not None,
                                   kernels.product_blocks(a.shape[0], parts))
-    ws.give_back(Wk)
+    ws.give_back(buffer)
     return out

@@ -10,6 +10,10 @@ with them (`give_back`), so a loop over same-shaped batches touches fresh memory
 Only arrays that never reach the caller are given back. Free arrays are kept for the `shapes`
 most recently used shapes; when shapes change (a new batch size or sequence length) the older
 ones are dropped, so a workspace holds little more than one step's worth.
+
+Packed weights, whose sizes differ from one product to the next (the forward's [W_ih, W_hh],
+the backward's W_hh, each large product's W), come from `flat`: any free 1-D buffer large
+enough, so that one step's packings, one after another, share a buffer instead of holding one each.
 """
 from __future__ import annotations
 
@@ -32,6 +36,18 @@ class Workspace:
             return stack.pop()
         return np.empty(shape, dtype)
 
+    def flat(self, size, dtype):
+        """A 1-D array of at least size elements: the smallest free one that is large enough, else a
+        new one of size. The caller uses its first size elements and gives back the whole."""
+        dtype = np.dtype(dtype)
+        fits = [key for key, stack in self._free.items()
+                if stack and len(key[0]) == 1 and key[1] == dtype and key[0][0] >= size]
+        if not fits:
+            return np.empty(size, dtype)
+        key = min(fits, key=lambda key: key[0][0])
+        self._free.move_to_end(key)
+        return self._free[key].pop()
+
     def give_back(self, *arrays):
         """These arrays are no longer used: later requests may hand them out again (None is skipped)."""
         for a in arrays:
@@ -49,6 +65,10 @@ class Fresh:
     @staticmethod
     def empty(shape, dtype):
         return np.empty(shape, dtype)
+
+    @staticmethod
+    def flat(size, dtype):
+        return np.empty(size, dtype)
 
     @staticmethod
     def give_back(*arrays):

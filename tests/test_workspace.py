@@ -89,6 +89,18 @@ def test_workspace_hands_back_and_forgets_old_shapes():
     assert ws.empty((3, 4), np.float32) is not a
 
 
+def test_flat_hands_out_the_smallest_free_buffer_large_enough():
+    ws = Workspace()
+    small, large, wide = np.empty(10, np.float32), np.empty(100, np.float32), np.empty(50, np.float64)
+    ws.give_back(large, small, wide, np.empty((8, 8), np.float32))   # a 2-D array is never a flat buffer
+    assert ws.flat(10, np.float32) is small                    # fits exactly
+    assert ws.flat(11, np.float32) is large                    # small is taken; the other float32 fits
+    fresh = ws.flat(20, np.float32)                            # none free fits, and wide is float64
+    assert fresh.shape == (20,) and fresh.dtype == np.float32 and fresh is not wide
+    ws.give_back(large)
+    assert ws.flat(64, np.float32) is large                    # the whole buffer, given back, serves again
+
+
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B,K,N", [(1, 5, 3), (1, 33, 200), (1, 20, 256), (3, 33, 64), (4, 17, 65), (7, 40, 100),
