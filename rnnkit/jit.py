@@ -10,6 +10,15 @@ Numba's on-disk cache keys a compiled function on its own file alone, yet a kern
 machine code of every function it calls: edit rnnkit/gemm.py and the kernels of kernels.py, whose
 file did not change, would load with the old tiles. So for rnnkit's own files the cache's stamp
 also holds a hash of SOURCES, the files that compiled code draws from (`_StampedLocator`).
+
+LLVM tunes many of Intel's AVX-512 cores to prefer 256-bit vectors (its "prefer-256-bit"), and
+then builds rnnkit.gemm's tiles, whose sums are sized for 32 512-bit registers, of twice as many
+256-bit ones, half of them spilled to memory. Unless NUMBA_CPU_NAME or NUMBA_CPU_FEATURES says
+otherwise, rnnkit has Numba compile for the host's own features less that preference
+(`wide_vectors`), for every function it compiles after rnnkit is imported (one core, a step's
+product of 32 rows against W (128, 512): 76.5 GFLOP/s with 256-bit vectors, 123.0 with 512, on
+a Xeon whose LLVM name is rocketlake; `python bench/gemm.py`). It changes nothing where the
+host has no AVX-512 or LLVM prefers 512 bits already (AMD's Zen 4).
 """
 from __future__ import annotations
 
@@ -75,7 +84,16 @@ class _StampedLocator:
         return None
 
 
+def wide_vectors(config):
+    """Numba's config set to compile for the host's features without LLVM's preference for 256-bit
+    vectors, unless the user chose a CPU or its features; it counts from the first compilation on."""
+    if config.CPU_NAME is None and config.CPU_FEATURES is None:
+        from numba.core.codegen import get_host_cpu_features
+        config.CPU_FEATURES = get_host_cpu_features() + ",-prefer-256-bit"
+
+
 if ENABLED:
+    wide_vectors(numba.core.config)
     from numba.core import caching
     _impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)   # older Numba's name
     if isinstance(getattr(_impl, "_locator_classes", None), list):       # Numba's own list, first-come

@@ -51,3 +51,15 @@ def test_a_kernel_recompiles_after_an_edit_of_another_source(tmp_path):
         f.write("\n# an edit\n")
     assert hits_and_misses() == [0, 1]                 # stale: compiled again
     assert hits_and_misses() == [1, 0]
+
+
+@pytest.mark.skipif(not jit.ENABLED, reason="Numba not available")
+@pytest.mark.parametrize("name,features", [(None, None), ("skylake-avx512", None), (None, "+avx2")])
+def test_wide_vectors_drops_the_256_bit_preference_unless_the_user_chose(name, features):
+    from numba.core.codegen import get_host_cpu_features
+    config = type("Config", (), {"CPU_NAME": name, "CPU_FEATURES": features})()
+    jit.wide_vectors(config)
+    if name is None and features is None:
+        assert config.CPU_FEATURES == get_host_cpu_features() + ",-prefer-256-bit"
+    else:
+        assert (config.CPU_NAME, config.CPU_FEATURES) == (name, features)
