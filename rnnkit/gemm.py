@@ -4,14 +4,14 @@ A time loop multiplies the same weights by a new state at every step: h_prev @ W
 dhp @ W_hh backward, each a small product (a batch of rows) against a large matrix. A BLAS call
 repacks the whole of W at each step, for each product. Here W is packed once, by `pack`, into
 column panels of V values, (NP, K, V), zero-padded to NP * V columns, and `gemm` walks them:
-for each tile of R rows of A and PAIR panels side by side it keeps the R * PAIR * V sums in
-registers over all of K, reading per k one row of each panel (V contiguous values) and R values
-of A (a part with an odd number of panels ends with a tile of one panel). Generated straight-
-line code for each tile shape, compiled with LLVM's straight-line (SLP) vectorizer on and its
-loop vectorizer off, becomes vector FMAs on those registers (the loop vectorizer would instead
-vectorize the sum over k, with gathers, and lose most of the speed). A batch of one row (a
-matrix-vector product) takes WIDE panels per tile instead, so that each tile still keeps 8
-registers of sums. `python bench/gemm.py` compares it with NumPy's BLAS.
+for each tile of R rows of A and one panel it keeps the R * V sums in registers over all of K,
+reading per k one row of the panel (V contiguous values) and R values of A; the rows left over
+go in tiles of R/2, R/4, ... rows. Generated straight-line code for each tile shape, compiled
+with LLVM's straight-line (SLP) vectorizer on and its loop vectorizer off, becomes vector FMAs
+on those registers (the loop vectorizer would instead vectorize the sum over k, with gathers,
+and lose most of the speed). A batch of one row (a matrix-vector product) takes WIDE panels per
+tile instead, so that each tile still keeps 8 registers of sums. `python bench/gemm.py`
+compares it with NumPy's BLAS.
 
 The rows of A may come in two parts, X and A, for [X, A] @ W with no copy of the two side by
 side: the LSTM's [x_t, h_prev] @ [W_ih, W_hh].T, x_t read straight from the input. X may have no
@@ -28,9 +28,10 @@ from .jit import ENABLED, FAST, Twins, numba, prange
 from .transpose import transpose8
 
 V = 32          # columns per panel: two AVX-512 (four AVX2) registers of float32
-R = 4           # rows per tile
-PAIR = 2        # panels per tile with AVX-512: R * PAIR * V / 16 = 16 accumulating registers of its 32
+R = 8           # rows per tile with AVX-512: R * V / 16 = 16 accumulating registers of its 32 (4 with AVX2)
 WIDE = 4        # panels per tile of one row: WIDE * V / 16 = 8 accumulating registers
+MIN_ROWS = 4    # the fewest rows of a tile that runs near full speed (where fewer, each row of W serves too few)
+KC = 256        # rows of W per chunk of K: a chunk of a panel, KC * V values, fills 32 KB
 
 
 def panels(N):
@@ -124,24 +125,27 @@ def packed_shape(P, K, N):
 
 
 def _tile_source(name, rows, panel_count=1):
-    """Python source of name(X, A, Wk, C, i0, jp): C[i0:i0+rows, panels jp to jp+panel_count-1] =
-    [X, A][i0:i0+rows] @ those panels, X's columns against the panels' first rows and A's against
-    the rest."""
+    """Python source of name(X, A, Wk, C, i0, jp, k0, k1, add): C[i0:i0+rows, panels jp to
+    jp+panel_count-1] = (or, where add, +=) [X, A][i0:i0+rows, k0:k1] @ rows k0 to k1 - 1 of those
+    panels, X's columns against the panels' first rows and A's against the rest."""
     acc = [[[f"c{r}_{p}_{v}" for v in range(V)] for p in range(panel_count)] for r in range(rows)]
-    lines = [f"def {name}(X, A, Wk, C, i0, jp):",
+    lines = [f"def {name}(X, A, Wk, C, i0, jp, k0, k1, add):",
              "    zero = A.dtype.type(0)",
              "    K0 = X.shape[1]"]
     lines += [f"    {' = '.join(acc[r][p])} = zero" for r in range(rows) for p in range(panel_count)]
-    for source, row in (("X", "k"), ("A", "K0 + k")):
-        lines += [f"    for k in range({source}.shape[1]):"]
+    for source, span, row in (("X", "min(k0, K0), min(k1, K0)", "k"),
+                              ("A", "max(k0, K0) - K0, k1 - K0", "K0 + k")):
+        lines += [f"    for k in range({span}):"]
         lines += [f"        w{p} = Wk[jp + {p}, {row}]" for p in range(panel_count)]
         lines += [f"        a{r} = {source}[i0 + {r}, k]" for r in range(rows)]
         lines += [f"        {acc[r][p][v]} += a{r} * w{p}[{v}]"
                   for r in range(rows) for p in range(panel_count) for v in range(V)]
-    for r in range(rows):
-        for p in range(panel_count):
-            lines.append(f"    c = C[i0 + {r}, (jp + {p}) * {V}:(jp + {p + 1}) * {V}]")
-            lines += [f"    c[{v}] = {acc[r][p][v]}" for v in range(V)]
+    for op in ("+=", "="):
+        lines.append("    if add:" if op == "+=" else "    else:")
+        for r in range(rows):
+            for p in range(panel_count):
+                lines.append(f"        c = C[i0 + {r}, (jp + {p}) * {V}:(jp + {p + 1}) * {V}]")
+                lines += [f"        c[{v}] {op} {acc[r][p][v]}" for v in range(V)]
     return "\n".join(lines)
 
 
@@ -164,24 +168,23 @@ def _target_features():
 
 
 def _tiles():
-    """tile_{rows} for 1 to R rows by one panel, pair_{rows} by PAIR panels (the same function where
-    PAIR is 1), and tile_wide (one row by WIDE panels)."""
+    """tile_{rows} by one panel for 1 to R rows, tile_wide (one row by WIDE panels), and
+    tile_rows(X, A, Wk, C, i0, rows, jp, k0, k1, add), which calls the tile of `rows` rows."""
     shapes = {f"tile_{rows}": (rows, 1) for rows in range(1, R + 1)}
-    if PAIR > 1:
-        shapes.update({f"pair_{rows}": (rows, PAIR) for rows in range(1, R + 1)})
     shapes["tile_wide"] = (1, WIDE)
     scope = {}
     for name, (rows, panel_count) in shapes.items():
         exec(_tile_source(name, rows, panel_count), scope)
     tiles = {name: numba.njit(**FAST)(scope[name]) for name in shapes}
-    if PAIR == 1:
-        tiles.update({f"pair_{rows}": tiles[f"tile_{rows}"] for rows in range(1, R + 1)})
-    return tiles
+    branches = [f"    {'if' if rows == R else 'elif'} rows == {rows}:\n"
+                f"        tile_{rows}(X, A, Wk, C, i0, jp, k0, k1, add)" for rows in range(R, 0, -1)]
+    exec("def tile_rows(X, A, Wk, C, i0, rows, jp, k0, k1, add):\n" + "\n".join(branches), tiles)
+    return dict(tiles, tile_rows=numba.njit(inline="always", **FAST)(tiles["tile_rows"]))
 
 
 if ENABLED:
     if "+avx512f" not in _target_features().split(","):
-        PAIR = 1        # AVX2's 16 registers hold the sums of a tile of one panel, not two
+        R = 4           # AVX2's 16 registers hold the sums of a tile of 4 rows
     globals().update(_tiles())
     pack_panel = numba.njit(inline="always", **FAST)(pack_panel)
     pick_columns = numba.njit(inline="always", **FAST)(pick_columns)
@@ -190,58 +193,42 @@ if ENABLED:
 pack = Twins(pack)
 
 
-def panel_rows(X, A, Wk, C, jp):
-    """C[:, jp*V:(jp+1)*V] = [X, A] @ panel jp, in tiles of R rows and one of fewer."""
+def panel_rows(X, A, Wk, C, jp, k0, k1, add):
+    """C[:, jp*V:(jp+1)*V] = (or +=) [X, A][:, k0:k1] @ panel jp's rows k0 to k1 - 1, in as few
+    tiles as hold the rows, of as even a size as they divide into: 20 rows are tiles of 7, 7 and 6
+    rows (one core, a panel against 56 rows at K = 650 and 1300: 4 rows a tile ran at 0.67-0.70 of
+    the speed of 8, 6 and 7 at 0.89-1.04; a throwaway timing)."""
     B = A.shape[0]
-    full = B - B % R
-    for i0 in range(0, full, R):
-        tile_4(X, A, Wk, C, i0, jp)
-    left = B - full
-    if left == 1:
-        tile_1(X, A, Wk, C, full, jp)
-    elif left == 2:
-        tile_2(X, A, Wk, C, full, jp)
-    elif left == 3:
-        tile_3(X, A, Wk, C, full, jp)
-
-
-def pair_rows(X, A, Wk, C, jp):
-    """C[:, jp*V:(jp+PAIR)*V] = [X, A] @ panels jp to jp + PAIR - 1, in tiles of R rows and one of fewer."""
-    B = A.shape[0]
-    full = B - B % R
-    for i0 in range(0, full, R):
-        pair_4(X, A, Wk, C, i0, jp)
-    left = B - full
-    if left == 1:
-        pair_1(X, A, Wk, C, full, jp)
-    elif left == 2:
-        pair_2(X, A, Wk, C, full, jp)
-    elif left == 3:
-        pair_3(X, A, Wk, C, full, jp)
+    tiles = -(-B // R)
+    for t in range(tiles):
+        i0 = B * t // tiles
+        tile_rows(X, A, Wk, C, i0, B * (t + 1) // tiles - i0, jp, k0, k1, add)
 
 
 if ENABLED:
     panel_rows = numba.njit(inline="always", **FAST)(panel_rows)
-    pair_rows = numba.njit(inline="always", **FAST)(pair_rows)
 
 
 def gemm(X, A, Wk, C):
     """C = [X, A] @ W for X (B, K0), A (B, K - K0) and Wk, W packed by pack (NP, K, V): X's columns
     (none, for a plain A @ W) meet W's first K0 rows, without a copy of the two side by side.
     C (B, N), N <= NP * V, gets the first N columns. Where N stops inside a panel, that panel goes
-    through a scratch of V columns."""
+    through a scratch of V columns. Where more than a tile of rows meets a panel, K goes in chunks
+    of at most KC rows (the chunk of a panel stays in L1 while every tile of rows reads it), the
+    first chunk's product written to C, each later one's added."""
+    B, K = A.shape[0], X.shape[1] + A.shape[1]
     whole = min(Wk.shape[0], C.shape[1] // V)
-    wide = whole // WIDE * WIDE if A.shape[0] == 1 else 0
+    wide = whole // WIDE * WIDE if B == 1 else 0
     for jp in range(0, wide, WIDE):
-        tile_wide(X, A, Wk, C, 0, jp)
-    paired = wide + (whole - wide) // PAIR * PAIR
-    for jp in range(wide, paired, PAIR):
-        pair_rows(X, A, Wk, C, jp)
-    for jp in range(paired, whole):
-        panel_rows(X, A, Wk, C, jp)
+        tile_wide(X, A, Wk, C, 0, jp, 0, K, False)
+    chunks = -(-K // KC) if B > R else 1
+    for c in range(chunks):
+        k0, k1 = K * c // chunks, K * (c + 1) // chunks
+        for jp in range(wide, whole):
+            panel_rows(X, A, Wk, C, jp, k0, k1, c > 0)
     if whole < Wk.shape[0]:
-        edge = np.empty((A.shape[0], V), C.dtype)
-        panel_rows(X, A, Wk[whole:whole + 1], edge, 0)
+        edge = np.empty((B, V), C.dtype)
+        panel_rows(X, A, Wk[whole:whole + 1], edge, 0, 0, K, False)
         C[:, whole * V:] = edge[:, :C.shape[1] - whole * V]
 
 

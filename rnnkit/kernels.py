@@ -163,9 +163,9 @@ def packing_parts(P, B, W_hh, I=0):
     """The parts to pack W_hh (below W_ih's I rows) in, for a kernel on P threads: P, where the
     threads split the hidden units and meet twice a step; or 1, where each works alone on its own
     block of batch rows, its step's product against all of W, and meets no other. Alone pays where
-    each thread has a tile of rows (rnnkit.gemm.R) or more and W is small, since every core then
-    reads all of W at every step."""
-    if P > 1 and B >= P * packed.R and weights_size(W_hh, 1, I) * W_hh.itemsize <= ALONE_BYTES:
+    each thread has rnnkit.gemm.MIN_ROWS rows or more and W is small, since every core then reads
+    all of W at every step."""
+    if P > 1 and B >= P * packed.MIN_ROWS and weights_size(W_hh, 1, I) * W_hh.itemsize <= ALONE_BYTES:
         return 1
     return P
 

@@ -135,8 +135,8 @@ def lengths_of(mask, T, B):
 
 
 def takes_input(step, x, W_hh, keep, parts):
-    """Whether the input projection goes inside each step's product (run_input), for a batch of one
-    tile of rows (rnnkit.gemm.R) or more: for the compiled LSTM; for the compiled GRU in inference
+    """Whether the input projection goes inside each step's product (run_input), for a batch of
+    rnnkit.gemm.MIN_ROWS rows or more: for the compiled LSTM; for the compiled GRU in inference
     (keep False), where its threads split the units (rnnkit.kernels.packing_parts) and its step's
     products are large enough, with little padding (rnnkit.kernels.gru_input_pays). The GRU's n
     gate takes its input's and its state's terms from products of their own (gru_input_weights).
@@ -146,7 +146,7 @@ def takes_input(step, x, W_hh, keep, parts):
     slower than the projection of all steps in one product, and a batch of fewer rows runs tiles of
     fewer rows."""
     T, B, I = x.shape
-    if not kernels.ENABLED or B < packed.R or type(step) not in (LSTMStep, GRUStep):
+    if not kernels.ENABLED or B < packed.MIN_ROWS or type(step) not in (LSTMStep, GRUStep):
         return False
     return type(step) is LSTMStep or (not keep and kernels.packing_parts(parts, B, W_hh, I) > 1
                                       and kernels.gru_input_pays(B, I, W_hh.shape[1], parts))

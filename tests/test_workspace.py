@@ -104,7 +104,8 @@ def test_flat_hands_out_the_smallest_free_buffer_large_enough():
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B,K,N", [(1, 5, 3), (1, 33, 200), (1, 20, 256), (3, 33, 64), (4, 17, 65), (7, 40, 100),
-                                   (9, 30, 160), (32, 128, 512)])  # B=1, N >= WIDE * V: one row by WIDE panels
+                                   (9, 30, 160), (15, 30, 100), (20, 9, 64), (32, 128, 512)])
+# B=1, N >= WIDE * V: one row by WIDE panels; B = 15 and 20 take tiles of every row count
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_packed_product_equals_numpy(B, K, N, dtype, threads, order):
@@ -165,17 +166,18 @@ def test_transpose8_moves_one_block_and_nothing_else(dtype):
 
 
 @pytest.mark.skipif(not kernels.ENABLED or platform.machine() not in ("x86_64", "AMD64"), reason="x86 and Numba only")
-@pytest.mark.parametrize("rows,panels", [(1, 1), (gemm.R, gemm.PAIR), (1, gemm.WIDE)])
+@pytest.mark.parametrize("rows,panels", [(1, 1), (gemm.R, 1), (1, gemm.WIDE)])
 def test_tiles_compile_to_vector_instructions(rows, panels):
     """The straight-line vectorizer turns a tile's sums into packed (ymm/zmm) arithmetic, with no scalar
-    arithmetic left (the loop vectorizer alone leaves scalar sums over k beside gathered ones)."""
+    arithmetic left (the loop vectorizer alone leaves scalar sums over k beside gathered ones); with
+    AVX-512, into 512-bit (zmm) FMAs, even where LLVM's tuning for the CPU prefers 256 bits."""
     import numba
     scope = {}
     exec(gemm._tile_source("tile", rows, panels), scope)
     tile = numba.njit(inline="always", **gemm.FAST)(scope["tile"])
 
     def one_tile(A, Wk, C):
-        tile(A[:, :0], A, Wk, C, 0, 0)
+        tile(A[:, :0], A, Wk, C, 0, 0, 0, A.shape[1], False)
     A, Wk = np.full((rows, 8), 2, np.float32), np.ones((panels, 8, gemm.V), np.float32)
     C = np.zeros((rows, panels * gemm.V), np.float32)
     with gemm._straight_line_vectorizer():
@@ -185,20 +187,41 @@ def test_tiles_compile_to_vector_instructions(rows, panels):
     asm = next(iter(compiled.inspect_asm().values()))
     assert re.search(r"v(fmadd\w*|mul|add)ps\s+.*%[yz]mm", asm)
     assert not re.search(r"v(fmadd\w*|mul|add)ss", asm)
+    if "+avx512f" in gemm._target_features().split(","):
+        assert re.search(r"vfmadd\w*ps\s+.*%zmm", asm) and not re.search(r"vfmadd\w*ps\s+.*%ymm", asm)
 
 
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
-@pytest.mark.parametrize("pair", [1, 2])
-def test_tiles_named_by_rows_and_panels_cover_every_call(pair, monkeypatch):
-    """Without AVX-512 (PAIR 1) a pair of panels is one panel's tile: every tile that gemm's row
-    loops call exists, with the panels it makes, either way (tiles compile lazily: nothing runs)."""
-    monkeypatch.setattr(gemm, "PAIR", pair)
+@pytest.mark.parametrize("R", [4, 8])
+def test_tiles_named_by_rows_cover_every_call(R, monkeypatch):
+    """With R rows in the largest tile (4 without AVX-512, 8 with it), every tile that gemm's loops
+    call exists and makes the rows its name says, and tile_rows picks the tile of the rows asked for
+    (tiles compile lazily: nothing runs)."""
+    monkeypatch.setattr(gemm, "R", R)
     tiles = gemm._tiles()
-    loops = (gemm.panel_rows.py_func, gemm.pair_rows.py_func, gemm.gemm)
+    loops = (gemm.panel_rows.py_func, gemm.gemm, tiles["tile_rows"].py_func)
     names = {name for f in loops for name in f.__code__.co_names}
-    called = {name for name in names if name.startswith(("tile_", "pair_")) and not name.endswith("_rows")}
-    assert called <= tiles.keys()
-    for rows in range(1, gemm.R + 1):
-        for name, count in ((f"tile_{rows}", 1), (f"pair_{rows}", pair)):
-            names = tiles[name].py_func.__code__.co_varnames         # w{p}: a row of panel p
-            assert (f"a{rows - 1}" in names, f"a{rows}" in names, "w1" in names) == (True, False, count > 1)
+    assert {name for name in names if name.startswith("tile_")} <= tiles.keys()
+    assert sorted(name for name in tiles if name[5:].isdigit()) == sorted(f"tile_{r}" for r in range(1, R + 1))
+    for name, rows in [(f"tile_{r}", r) for r in range(1, R + 1)] + [("tile_wide", 1)]:
+        variables = tiles[name].py_func.__code__.co_varnames         # a{r}: a value of row r
+        assert f"a{rows - 1}" in variables and f"a{rows}" not in variables
+    called = []
+    scope = dict(tiles["tile_rows"].py_func.__globals__)
+    scope.update({f"tile_{r}": (lambda r: lambda *args: called.append((r, args[4])))(r) for r in range(1, R + 1)})
+    pick = type(gemm.gemm)(tiles["tile_rows"].py_func.__code__, scope)
+    for rows in range(1, R + 1):
+        pick(None, None, None, None, 3 * rows, rows, 0, 0, 1, False)
+    assert called == [(r, 3 * r) for r in range(1, R + 1)]
+
+
+@pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
+@pytest.mark.parametrize("B", [1, 4, 9, 16, 20, 61])
+def test_panel_rows_covers_each_row_once_in_tiles_of_at_most_R(B, monkeypatch):
+    tiles = []
+    monkeypatch.setitem(gemm.panel_rows.py_func.__globals__, "tile_rows",
+                        lambda X, A, Wk, C, i0, rows, *rest: tiles.append((i0, rows)))
+    gemm.panel_rows.py_func(None, np.empty((B, 2)), None, None, 0, 0, 2, False)
+    assert [i0 for i0, _ in tiles] == list(np.cumsum([0] + [rows for _, rows in tiles])[:-1])
+    assert sum(rows for _, rows in tiles) == B and len(tiles) == -(-B // gemm.R)
+    assert max(rows for _, rows in tiles) - min(rows for _, rows in tiles) <= 1
