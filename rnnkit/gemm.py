@@ -4,9 +4,12 @@ A time loop multiplies the same weights by a new state at every step: h_prev @ W
 dhp @ W_hh backward, each a small product (a batch of rows) against a large matrix. A BLAS call
 repacks the whole of W at each step, for each product. Here W is packed once, by `pack`, into
 column panels of V values, (NP, K, V), zero-padded to NP * V columns, and `gemm` walks them:
-for each tile of R rows of A and one panel it keeps the R * V sums in registers over all of K,
-reading per k one row of the panel (V contiguous values) and R values of A; the rows left over
-go in tiles of R/2, R/4, ... rows. Generated straight-line code for each tile shape, compiled
+for each tile of up to R rows of A and one panel it keeps the R * V sums in registers over K,
+reading per k one row of the panel (V contiguous values) and R values of A; the rows split into
+as few tiles as hold them, of even sizes. Per value of W read, 8 rows by one panel make as many
+multiply-adds as 4 rows by two panels (the tile before), but need 8 broadcasts where that needed
+4 and half the bytes of W: on an Intel core with two 512-bit FMA units it ran 1.03-1.47x as
+fast at 13 of 14 per-step shapes and 0.92x at the 14th (one core, a throwaway timing). Generated straight-line code for each tile shape, compiled
 with LLVM's straight-line (SLP) vectorizer on and its loop vectorizer off, becomes vector FMAs
 on those registers (the loop vectorizer would instead vectorize the sum over k, with gathers,
 and lose most of the speed). A batch of one row (a matrix-vector product) takes WIDE panels per
@@ -195,9 +198,9 @@ pack = Twins(pack)
 
 def panel_rows(X, A, Wk, C, jp, k0, k1, add):
     """C[:, jp*V:(jp+1)*V] = (or +=) [X, A][:, k0:k1] @ panel jp's rows k0 to k1 - 1, in as few
-    tiles as hold the rows, of as even a size as they divide into: 20 rows are tiles of 7, 7 and 6
-    rows (one core, a panel against 56 rows at K = 650 and 1300: 4 rows a tile ran at 0.67-0.70 of
-    the speed of 8, 6 and 7 at 0.89-1.04; a throwaway timing)."""
+    tiles as hold the rows, of as even a size as they divide into: 20 rows are tiles of 7, 7 and 6,
+    not 8, 8 and 4 (one core, 56 rows at K = 256, 650 and 1300, two timings of 8 rows a tile: 4
+    rows a tile ran at 0.61-0.78 of its speed, 6 and 7 rows at 0.80-1.05; a throwaway timing)."""
     B = A.shape[0]
     tiles = -(-B // R)
     for t in range(tiles):

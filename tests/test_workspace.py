@@ -104,8 +104,9 @@ def test_flat_hands_out_the_smallest_free_buffer_large_enough():
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B,K,N", [(1, 5, 3), (1, 33, 200), (1, 20, 256), (3, 33, 64), (4, 17, 65), (7, 40, 100),
-                                   (9, 30, 160), (15, 30, 100), (20, 9, 64), (32, 128, 512)])
-# B=1, N >= WIDE * V: one row by WIDE panels; B = 15 and 20 take tiles of every row count
+                                   (9, 30, 160), (15, 30, 100), (20, 900, 70), (32, 128, 512)])
+# B=1, N >= WIDE * V: one row by WIDE panels; B = 15 and 20: tiles of uneven rows; K = 900: in chunks
+# (gemm.KC), one of them across X's last columns and A's first
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_packed_product_equals_numpy(B, K, N, dtype, threads, order):
