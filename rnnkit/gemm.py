@@ -9,12 +9,12 @@ reading per k one row of the panel (V contiguous values) and R values of A; the 
 as few tiles as hold them, of even sizes. Per value of W read, 8 rows by one panel make as many
 multiply-adds as 4 rows by two panels (the tile before), but need 8 broadcasts where that needed
 4 and half the bytes of W: on an Intel core with two 512-bit FMA units it ran 1.03-1.47x as
-fast at 13 of 14 per-step shapes and 0.92x at the 14th (one core, a throwaway timing). Generated straight-line code for each tile shape, compiled
-with LLVM's straight-line (SLP) vectorizer on and its loop vectorizer off, becomes vector FMAs
-on those registers (the loop vectorizer would instead vectorize the sum over k, with gathers,
-and lose most of the speed). A batch of one row (a matrix-vector product) takes WIDE panels per
-tile instead, so that each tile still keeps 8 registers of sums. `python bench/gemm.py`
-compares it with NumPy's BLAS.
+fast at 13 of 14 per-step shapes and 0.92x at the 14th (one core, a throwaway timing).
+Generated straight-line code for each tile shape, compiled with LLVM's straight-line (SLP)
+vectorizer on and its loop vectorizer off, becomes vector FMAs on those registers (the loop
+vectorizer would instead vectorize the sum over k, with gathers, and lose most of the speed). A
+batch of one row (a matrix-vector product) takes WIDE panels per tile instead, so that each tile
+still keeps 8 registers of sums. `python bench/gemm.py` compares it with NumPy's BLAS.
 
 The rows of A may come in two parts, X and A, for [X, A] @ W with no copy of the two side by
 side: the LSTM's [x_t, h_prev] @ [W_ih, W_hh].T, x_t read straight from the input. X may have no
@@ -24,6 +24,7 @@ product.
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 
@@ -125,6 +126,11 @@ def columns(index, real):
 def packed_shape(P, K, N):
     """The shape pack fills for P matrices of K rows and N columns each."""
     return (P, panels(N), K, V)
+
+
+def packed_in(buffer, shape, start=0):
+    """buffer's values from start on, as many as shape holds, viewed in that shape (for pack to fill)."""
+    return buffer[start:start + math.prod(shape)].reshape(shape)
 
 
 def _tile_source(name, rows, panel_count=1):

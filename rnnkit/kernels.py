@@ -180,7 +180,7 @@ def forward_weights(W_hh, b_hh, P, buffer, W_ih=None, b_ih=None):
     I = 0 if W_ih is None else W_ih.shape[1]
     edges, cols, rows, real = forward_layout(GH, H, P)
     shape = packed.packed_shape(P, I + H, cols.shape[1])
-    Wk = buffer[:math.prod(shape)].reshape(shape)
+    Wk = packed.packed_in(buffer, shape)
     if I:
         packed.pack[P](W_ih.T, cols, Wk[:, :, :I])
         if b_ih is not None:
@@ -238,7 +238,7 @@ def gru_input_weights(W_ih, W_hh, b_ih, b_hh, P, buffer):
     b_hn, b_in] of those rows (zero where a part has fewer units). b_hh may not be None."""
     I = W_ih.shape[1]
     edges, rz_cols, n_cols, bias_rows, bias_real, starts, shapes = gru_input_layout(W_hh.shape[1], P, I)
-    Wk, Wn, Wh = (buffer[a:a + math.prod(shape)].reshape(shape) for a, shape in zip(starts, shapes))
+    Wk, Wn, Wh = (packed.packed_in(buffer, shape, start) for start, shape in zip(starts, shapes))
     packed.pack[P](W_ih.T, rz_cols, Wk[:, :, :I])
     packed.pack[P](W_hh.T, rz_cols, Wk[:, :, I:])
     packed.pack[P](W_ih.T, n_cols, Wn)
@@ -253,7 +253,7 @@ def backward_weights(W_hh, P, buffer):
     GH, H = W_hh.shape
     edges, cols = backward_layout(GH, H, P)
     shape = packed.packed_shape(P, GH, cols.shape[1])
-    Wk = buffer[:math.prod(shape)].reshape(shape)
+    Wk = packed.packed_in(buffer, shape)
     packed.pack[P](W_hh, cols, Wk)
     return edges, Wk
 

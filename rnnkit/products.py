@@ -115,9 +115,8 @@ def packed_product(a, W, parts, out=None, bias=None, ws=FRESH):
     if out is None:
         out = np.empty((a.shape[0], N), np.result_type(a, W))
     shape = packed.packed_shape(1, K, N)
-    size = math.prod(shape)
-    buffer = ws.flat(size, W.dtype)
-    Wk = buffer[:size].reshape(shape)
+    buffer = ws.flat(math.prod(shape), W.dtype)
+    Wk = packed.packed_in(buffer, shape)
     packed.pack[parts](W, _all_columns(N), Wk)
     kernels.packed_product[parts](a, Wk[0], out[0] if bias is None else bias, out, bias is not None,
                                   kernels.product_blocks(a.shape[0], parts))
