@@ -140,7 +140,8 @@ def _tile_source(name, rows, panel_count=1):
     views that start at their first row, from 0: indexed from k0 (which LLVM cannot know is not
     negative) each read also computed Python's wrap-around of a negative index and a multiply by the
     stride, about 11 instructions in a loop of 41 for 16 FMAs (one core, `python bench/gemm.py
-    --repeats 5`: rnnkit.gemm / NumPy BLAS, median over the shapes, 1.50 before, 1.69 and 1.71 after)."""
+    --repeats 5`: rnnkit.gemm / NumPy BLAS, median over the shapes, 1.50 before, 1.65-1.71 in three
+    runs after)."""
     acc = [[[f"c{r}_{p}_{v}" for v in range(V)] for p in range(panel_count)] for r in range(rows)]
     lines = [f"def {name}(X, A, Wk, C, i0, jp, k0, k1, add):",
              "    zero = A.dtype.type(0)",
