@@ -17,8 +17,8 @@ then builds rnnkit.gemm's tiles, whose sums are sized for 32 512-bit registers, 
 NUMBA_CPU_FEATURES says otherwise, rnnkit has Numba compile for the host's own features less
 that preference (`wide_vectors`), for every function it compiles after rnnkit is imported (one
 core, a step's product of 32 rows against W (128, 512): 76.5 GFLOP/s with 256-bit vectors,
-123.0 with 512, on a Xeon whose LLVM name is rocketlake; `python bench/gemm.py`). It changes nothing where the
-host has no AVX-512 or LLVM prefers 512 bits already (AMD's Zen 4).
+123.0 with 512, on a Xeon whose LLVM name is rocketlake; `python bench/gemm.py`). It changes
+nothing where the host has no AVX-512 or LLVM prefers 512 bits already (AMD's Zen 4).
 """
 from __future__ import annotations
 
