@@ -9,8 +9,9 @@ a layer, not per step; from W_hh.T forward and from W_hh itself backward, as the
 
 --layer times the large products of a layer instead: the input projection of all steps (T*B
 rows, plus the bias) and the gradient of the input, with rnnkit.gemm (W packed at every call, the
-packing counted; rnnkit.products.product, as in inference) against NumPy's BLAS in row blocks
-(rnnkit.products.matmul), both on as many threads as the machine has cores.
+packing counted; rnnkit.products.packed_product) against NumPy's BLAS in row blocks
+(rnnkit.products.matmul), both on as many threads as the machine has cores. rnnkit.products.packs
+picks between the two by these figures.
 
     python bench/gemm.py [--repeats 7] [--layer]
 """
@@ -33,10 +34,12 @@ SHAPES = [(16, 64, 256), (32, 128, 512), (32, 512, 128), (32, 256, 1024), (64, 5
           (20, 650, 2600), (20, 2600, 650), (20, 650, 650), (1, 128, 512)]
 # (M, K, N) of the layer products in that grid: x @ W_ih.T (K = I, N = G*H) and dxp @ W_ih (K = G*H, N = I)
 # where the layer runs on two parts or more (rnnkit.kernels.parts) and M >= 2K, or M >= K in inference
-# (rnnkit.products.packs; (700, 650, 650): the RNN's projection at (35, 20, 650, 650), in inference only)
+# (rnnkit.products.packs; (700, 650, 650) and (700, 650, 2600): the RNN's and the LSTM's projections at
+# (35, 20, 650, 650), in inference only; the LSTM's takes its input apart there, rnnkit.loop.lstm_input_apart)
 LAYER_SHAPES = [(800, 64, 256), (800, 256, 64), (200, 64, 512), (3200, 128, 512), (3200, 512, 128),
                 (3200, 256, 256), (3200, 256, 768), (3200, 768, 256), (3200, 256, 1024), (3200, 1024, 256),
-                (6400, 512, 512), (6400, 512, 1536), (6400, 512, 2048), (6400, 2048, 512), (700, 650, 650)]
+                (6400, 512, 512), (6400, 512, 1536), (6400, 512, 2048), (6400, 2048, 512), (700, 650, 650),
+                (700, 650, 2600)]
 
 
 def per_call(f, calls):
@@ -118,7 +121,7 @@ def layer_products(repeats):
         W = rng.standard_normal((N, K)).astype(np.float32).T             # as W_ih.T
         bias = rng.standard_normal(N).astype(np.float32)
         out = np.empty((M, N), np.float32)
-        ours = lambda: products.product(a, W, parts, out, bias, ws, keep=False)  # noqa: E731
+        ours = lambda: products.packed_product(a, W, parts, out, bias, ws)  # noqa: E731
         theirs = lambda: products.matmul(a, W, parts, out).__iadd__(bias)  # noqa: E731
         expected = a @ W + bias
         ours()

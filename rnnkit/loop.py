@@ -136,9 +136,10 @@ def lengths_of(mask, T, B):
 
 def takes_input(step, x, W_hh, keep, parts):
     """Whether the input projection goes inside each step's product (run_input), for a batch of
-    rnnkit.gemm.MIN_ROWS rows or more: for the compiled LSTM; for the compiled GRU in inference
-    (keep False), where its threads split the units (rnnkit.kernels.packing_parts) and its step's
-    products are large enough, with little padding (rnnkit.kernels.gru_input_pays). The GRU's n
+    rnnkit.gemm.MIN_ROWS rows or more: for the compiled LSTM, but where lstm_input_apart; for the
+    compiled GRU in inference (keep False), where its threads split the units
+    (rnnkit.kernels.packing_parts) and its step's products are large enough, with little padding
+    (rnnkit.kernels.gru_input_pays). The GRU's n
     gate takes its input's and its state's terms from products of their own (gru_input_weights).
     Where each thread works alone on its rows, W is small and the step's three products and their
     packing cost more than the projection of all steps; in training the packed weights would grow
@@ -148,8 +149,30 @@ def takes_input(step, x, W_hh, keep, parts):
     T, B, I = x.shape
     if not kernels.ENABLED or B < packed.MIN_ROWS or type(step) not in (LSTMStep, GRUStep):
         return False
-    return type(step) is LSTMStep or (not keep and kernels.packing_parts(parts, B, W_hh, I) > 1
-                                      and kernels.gru_input_pays(B, I, W_hh.shape[1], parts))
+    if type(step) is LSTMStep:
+        return not lstm_input_apart(B, I, W_hh, keep, parts)
+    return (not keep and kernels.packing_parts(parts, B, W_hh, I) > 1
+            and kernels.gru_input_pays(B, I, W_hh.shape[1], parts))
+
+
+L2_BYTES = 2 << 20          # a core's L2 on the project's machine (lscpu: 2 MB a core)
+APART_ROWS = (20, 32)       # batch rows, at most, for lstm_input_apart: in inference, in training
+
+
+def lstm_input_apart(B, I, W_hh, keep, parts):
+    """Whether the LSTM's input goes apart after all, projected for all steps in one product: where
+    each part's packed [W_ih, W_hh] is past a core's L2 and the batch has few rows (APART_ROWS), so
+    that each value of W a step reads from L3 serves few multiply-adds. One core read W from L3 at
+    about 11 GB/s (a throwaway timing of rnnkit.gemm at 20 rows, K = 512 to 1024, N = 2048 to
+    4096), whatever the other core did; apart, a step reads W_hh alone. Throwaway A/B timings
+    (inside/apart, five rounds of medians of 7 calls): training (35, 20, 650, 650) 1.05-1.10,
+    (100, 20, 384, 384) 1.07-1.12, (100, 20, 512, 512) 1.03-1.07, (35, 32, 650, 650) 0.99-1.06,
+    (100, 32, 512, 512) 1.01-1.03, (100, 64, 512, 512) 0.97-1.01; inference (100, 20, 384, 384)
+    1.06-1.10, (100, 20, 512, 512) 1.01-1.07, (35, 20, 650, 650) 1.00-1.02, (35, 24, 650, 650)
+    0.93-0.98, (35, 32, 650, 650) 0.92-1.03, (100, 64, 512, 512) 0.86-0.90."""
+    P = kernels.packing_parts(parts, B, W_hh, I)
+    per_part = kernels.weights_size(W_hh, P, I) * W_hh.itemsize / P
+    return B <= APART_ROWS[keep] and per_part > L2_BYTES
 
 
 def run_input(step, x, W_ih, b_ih, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1, ws=FRESH):

@@ -36,6 +36,7 @@ _set_threads = thread_setter("numpy")
 if kernels.ENABLED:
     sleep_when_idle("numpy")
 SPLIT_WORK = 1 << 25    # multiply-adds below which handing a block to another thread costs more than it saves
+PACK_VALUES = 1 << 18   # values of W, at most, for a large product to pack it (1 MB in float32; see packs)
 _pool = None
 
 
@@ -87,13 +88,16 @@ def packs(M, K, N, parts, gradient=False, keep=True):
     weight gradient (whose K, the rows of all steps, is long), where M >= 2K (the packed copy of W
     then takes at most half the memory of the output, and packing it little time next to the
     product; packing a weight gradient at M >= 2K raised the GRU's memory at H = 650 above
-    PyTorch's in `python bench/speed.py`). In inference (keep False: no training step's peak is
-    at stake) M >= K is enough: at (M, K, N) = (700, 650, 650), the RNN's input projection at
-    (T, B, I, H) = (35, 20, 650, 650), the packed product ran faster than matmul
-    (`python bench/gemm.py --layer`)."""
+    PyTorch's in `python bench/speed.py`; in inference, keep False, no training step's peak is
+    at stake and M >= K is enough) and W has at most PACK_VALUES values. Each block of rows reads
+    all of W, and a W past a core's L2 comes from L3 for each: `python bench/gemm.py --layer
+    --repeats 5` on two cores of an Intel Xeon (L2 2 MB a core) gave product / BLAS 1.05-1.12 up
+    to 2^18 values, at (M, K, N) = (6400, 512, 512), (3200, 256, 1024) and (3200, 1024, 256); and
+    past it 0.85-0.96: (6400, 512, 1536), (6400, 512, 2048), (6400, 2048, 512) and (700, 650,
+    650)."""
     if not kernels.ENABLED or parts == 1 or M < 2 * kernels.PRODUCT_ROWS:
         return False
-    return M * K * N < SPLIT_WORK or (not gradient and M >= (2 if keep else 1) * K)
+    return M * K * N < SPLIT_WORK or (not gradient and M >= (2 if keep else 1) * K and K * N <= PACK_VALUES)
 
 
 def product(a, W, parts=1, out=None, bias=None, ws=FRESH, gradient=False, keep=True):

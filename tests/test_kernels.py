@@ -117,6 +117,25 @@ def test_lstm_input_in_each_step_equals_projection_of_all_steps(threads, monkeyp
         assert relative_error(inside[4][k], apart[4][k]) < 1e-12, k
 
 
+def test_lstm_input_apart_where_w_is_past_l2_and_the_batch_small():
+    """The LSTM takes its input inside each step's product, but where each part's packed [W_ih,
+    W_hh] is past a core's L2 and the batch has few rows: the packed values counted by hand."""
+    def lstm(H, B):
+        return rnnkit.LSTM(H, H, seed=0).step, np.empty((1, B, H), np.float32), np.empty((4 * H, H), np.float32)
+    step, x, W_hh = lstm(650, 20)                                    # 325 units a part: 41 panels of 32
+    assert kernels.weights_size(W_hh, 2, 650) == 2 * 41 * 32 * 1300   # over 1300 rows: 6.8 MB a part
+    for keep in (True, False):
+        assert loop.lstm_input_apart(20, 650, W_hh, keep, 2)
+        assert not loop.takes_input(step, x, W_hh, keep, 2) or not kernels.ENABLED
+    assert loop.lstm_input_apart(32, 650, W_hh, True, 2)               # training: up to 32 rows
+    assert not loop.lstm_input_apart(32, 650, W_hh, False, 2)          # inference: up to 20
+    step, x, W_hh = lstm(512, 64)
+    assert not loop.lstm_input_apart(64, 512, W_hh, True, 2)           # 4 MB a part, but 64 rows
+    assert loop.takes_input(step, x, W_hh, True, 2) == kernels.ENABLED
+    step, x, W_hh = lstm(256, 20)
+    assert not loop.lstm_input_apart(20, 256, W_hh, True, 2)           # 2 MB on two parts: 1 MB each
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("bias", [True, False])
 def test_gru_input_in_each_step_equals_projection_of_all_steps(threads, bias, monkeypatch):
@@ -405,6 +424,15 @@ def test_small_weight_gradient_product_equals_numpy(parts, dtype):
     assert relative_error(c, dxp.T @ x) < tolerance
     products.add_matmul(c, dxp.T, x, parts)
     assert relative_error(c, 2 * (dxp.T @ x)) < tolerance
+
+
+def test_a_projection_packs_w_of_at_most_pack_values():
+    """Past PACK_VALUES values of W, a projection runs through matmul, in training and inference."""
+    K = 512
+    N = products.PACK_VALUES // K
+    for keep in (True, False):
+        assert products.packs(4 * K, K, N, 2, keep=keep) == kernels.ENABLED
+        assert not products.packs(4 * K, K, N + 1, 2, keep=keep)
 
 
 def test_inference_packs_a_projection_of_fewer_than_2k_rows(monkeypatch):
