@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from .jit import ENABLED, FAST, Twins, numba, prange
+from .prefetch import prefetch
 from .transpose import transpose8
 
 V = 32          # columns per panel: two AVX-512 (four AVX2) registers of float32
@@ -36,6 +37,8 @@ R = 8           # rows per tile with AVX-512: R * V / 16 = 16 accumulating regis
 WIDE = 4        # panels per tile of one row: WIDE * V / 16 = 8 accumulating registers
 MIN_ROWS = 4    # the fewest rows of a tile that runs near full speed (where fewer, each row of W serves too few)
 KC = 256        # rows of W per chunk of K: a chunk of a panel, KC * V values, fills 32 KB
+LINE = 64       # bytes per cache line
+PREFETCH_BYTES = 3 << 19    # packed W past this (1.5 MB) is prefetched a chunk ahead: see gemm
 
 
 def panels(N):
@@ -133,19 +136,24 @@ def packed_in(buffer, shape, start=0):
     return buffer[start:start + math.prod(shape)].reshape(shape)
 
 
-def _tile_source(name, rows, panel_count=1):
+def _tile_source(name, rows, panel_count=1, prefetching=False):
     """Python source of name(X, A, Wk, C, i0, jp, k0, k1, add): C[i0:i0+rows, panels jp to
     jp+panel_count-1] = (or, where add, +=) [X, A][i0:i0+rows, k0:k1] @ rows k0 to k1 - 1 of those
-    panels, X's columns against the panels' first rows and A's against the rest. The k loops index
+    panels, X's columns against the panels' first rows and A's against the rest. Prefetching, it
+    takes (flat, pf0, step) too and, at its k-th multiply-add of a row, prefetches line pf0 + ((k *
+    step) >> 16) of flat (Wk's values, lines of LINE bytes): step is lines per k in 16-bit fixed
+    point, so the lines come evenly over the loop, with no branch and no division in it. The k loops index
     views that start at their first row, from 0: indexed from k0 (which LLVM cannot know is not
     negative) each read also computed Python's wrap-around of a negative index and a multiply by the
     stride, about 11 instructions in a loop of 41 for 16 FMAs (one core, `python bench/gemm.py
     --repeats 5`: rnnkit.gemm / NumPy BLAS, median over the shapes, 1.50 before, 1.65-1.71 in three
     runs after)."""
     acc = [[[f"c{r}_{p}_{v}" for v in range(V)] for p in range(panel_count)] for r in range(rows)]
-    lines = [f"def {name}(X, A, Wk, C, i0, jp, k0, k1, add):",
+    lines = [f"def {name}(X, A, Wk, C, i0, jp, k0, k1, add{', flat, pf0, step' if prefetching else ''}):",
              "    zero = A.dtype.type(0)",
              "    K0 = X.shape[1]"]
+    if prefetching:
+        lines += ["    line = LINE // Wk.itemsize", "    done = 0"]
     lines += [f"    {' = '.join(acc[r][p])} = zero" for r in range(rows) for p in range(panel_count)]
     for source, lo, hi, start in (("X", "min(k0, K0)", "min(k1, K0)", "lo"),
                                   ("A", "max(k0, K0) - K0", "k1 - K0", "K0 + lo")):
@@ -153,10 +161,13 @@ def _tile_source(name, rows, panel_count=1):
         lines += [f"    w{p}s = Wk[jp + {p}, {start}:{start} + n]" for p in range(panel_count)]
         lines += [f"    a{r}s = {source}[i0 + {r}, lo:lo + n]" for r in range(rows)]
         lines += ["    for k in range(n):"]
+        if prefetching:
+            lines += ["        prefetch(flat, (pf0 + (((done + k) * step) >> 16)) * line)"]
         lines += [f"        w{p} = w{p}s[k]" for p in range(panel_count)]
         lines += [f"        a{r} = a{r}s[k]" for r in range(rows)]
         lines += [f"        {acc[r][p][v]} += a{r} * w{p}[{v}]"
                   for r in range(rows) for p in range(panel_count) for v in range(V)]
+        lines += ["    done += n"] if prefetching else []
     for op in ("+=", "="):
         lines.append("    if add:" if op == "+=" else "    else:")
         for r in range(rows):
@@ -185,17 +196,22 @@ def _target_features():
 
 
 def _tiles():
-    """tile_{rows} by one panel for 1 to R rows, tile_wide (one row by WIDE panels), and
-    tile_rows(X, A, Wk, C, i0, rows, jp, k0, k1, add), which calls the tile of `rows` rows."""
-    shapes = {f"tile_{rows}": (rows, 1) for rows in range(1, R + 1)}
-    shapes["tile_wide"] = (1, WIDE)
-    scope = {}
-    for name, (rows, panel_count) in shapes.items():
-        exec(_tile_source(name, rows, panel_count), scope)
+    """tile_{rows} by one panel for 1 to R rows, and tile_{rows}_prefetching; tile_wide (one row by
+    WIDE panels); and tile_rows(X, A, Wk, C, i0, rows, jp, k0, k1, add, flat, pf0, step), which
+    calls the tile of `rows` rows, the prefetching one where step > 0."""
+    shapes = {f"tile_{rows}{suffix}": (rows, 1, bool(suffix))
+              for rows in range(1, R + 1) for suffix in ("", "_prefetching")}
+    shapes["tile_wide"] = (1, WIDE, False)
+    scope = {"prefetch": prefetch, "LINE": LINE}
+    for name, (rows, panel_count, prefetching) in shapes.items():
+        exec(_tile_source(name, rows, panel_count, prefetching), scope)
     tiles = {name: numba.njit(**FAST)(scope[name]) for name in shapes}
-    branches = [f"    {'if' if rows == R else 'elif'} rows == {rows}:\n"
-                f"        tile_{rows}(X, A, Wk, C, i0, jp, k0, k1, add)" for rows in range(R, 0, -1)]
-    exec("def tile_rows(X, A, Wk, C, i0, rows, jp, k0, k1, add):\n" + "\n".join(branches), tiles)
+    args = "X, A, Wk, C, i0, jp, k0, k1, add"
+    branches = ["    if step > 0:"]
+    branches += [f"        {'if' if rows == R else 'elif'} rows == {rows}:\n"
+                 f"            tile_{rows}_prefetching({args}, flat, pf0, step)" for rows in range(R, 0, -1)]
+    branches += [f"    elif rows == {rows}:\n        tile_{rows}({args})" for rows in range(R, 0, -1)]
+    exec("def tile_rows(X, A, Wk, C, i0, rows, jp, k0, k1, add, flat, pf0, step):\n" + "\n".join(branches), tiles)
     return dict(tiles, tile_rows=numba.njit(inline="always", **FAST)(tiles["tile_rows"]))
 
 
@@ -210,20 +226,41 @@ if ENABLED:
 pack = Twins(pack)
 
 
-def panel_rows(X, A, Wk, C, jp, k0, k1, add):
+def panel_rows(X, A, Wk, C, jp, k0, k1, add, flat, first, lines):
     """C[:, jp*V:(jp+1)*V] = (or +=) [X, A][:, k0:k1] @ panel jp's rows k0 to k1 - 1, in as few
     tiles as hold the rows, of as even a size as they divide into: 20 rows are tiles of 7, 7 and 6,
     not 8, 8 and 4 (one core, 56 rows at K = 256, 650 and 1300, two timings of 8 rows a tile: 4
-    rows a tile ran at 0.61-0.78 of its speed, 6 and 7 rows at 0.80-1.05; a throwaway timing)."""
+    rows a tile ran at 0.61-0.78 of its speed, 6 and 7 rows at 0.80-1.05; a throwaway timing).
+    The tiles prefetch `lines` cache lines of flat from line `first` on, each tile its share."""
     B = A.shape[0]
     tiles = -(-B // R)
+    n = max(k1 - k0, 1)
     for t in range(tiles):
         i0 = B * t // tiles
-        tile_rows(X, A, Wk, C, i0, B * (t + 1) // tiles - i0, jp, k0, k1, add)
+        l0, l1 = lines * t // tiles, lines * (t + 1) // tiles
+        step = ((l1 - l0) << 16) // n                                 # lines per k, 16-bit fixed point
+        tile_rows(X, A, Wk, C, i0, B * (t + 1) // tiles - i0, jp, k0, k1, add, flat, first + l0, step)
 
 
 if ENABLED:
     panel_rows = numba.njit(inline="always", **FAST)(panel_rows)
+
+
+def next_chunk(c, jp, chunks, first_panel, panels, K, line):
+    """The chunk of W that gemm multiplies after panel jp's chunk c: its first cache line in Wk
+    (line values a line) and its lines; (0, 0) after the last."""
+    if jp + 1 < panels:
+        jp += 1
+    elif c + 1 < chunks:
+        jp, c = first_panel, c + 1
+    else:
+        return 0, 0
+    k0, k1 = K * c // chunks, K * (c + 1) // chunks
+    return (jp * K + k0) * V // line, (k1 - k0) * V // line
+
+
+if ENABLED:
+    next_chunk = numba.njit(inline="always", **FAST)(next_chunk)
 
 
 def gemm(X, A, Wk, C):
@@ -232,20 +269,24 @@ def gemm(X, A, Wk, C):
     C (B, N), N <= NP * V, gets the first N columns. Where N stops inside a panel, that panel goes
     through a scratch of V columns. Where more than a tile of rows meets a panel, K goes in chunks
     of at most KC rows (the chunk of a panel stays in L1 while every tile of rows reads it), the
-    first chunk's product written to C, each later one's added."""
+    first chunk's product written to C, each later one's added. Where Wk takes more than
+    PREFETCH_BYTES, the tiles of each chunk prefetch the next chunk into L2, spread over their loops."""
     B, K = A.shape[0], X.shape[1] + A.shape[1]
     whole = min(Wk.shape[0], C.shape[1] // V)
     wide = whole // WIDE * WIDE if B == 1 else 0
     for jp in range(0, wide, WIDE):
         tile_wide(X, A, Wk, C, 0, jp, 0, K, False)
     chunks = -(-K // KC) if B > R else 1
+    flat, line = Wk.reshape(-1), LINE // Wk.itemsize
+    prefetching = Wk.size * Wk.itemsize > PREFETCH_BYTES
     for c in range(chunks):
         k0, k1 = K * c // chunks, K * (c + 1) // chunks
         for jp in range(wide, whole):
-            panel_rows(X, A, Wk, C, jp, k0, k1, c > 0)
+            first, lines = next_chunk(c, jp, chunks, wide, whole, K, line) if prefetching else (0, 0)
+            panel_rows(X, A, Wk, C, jp, k0, k1, c > 0, flat, first, lines)
     if whole < Wk.shape[0]:
         edge = np.empty((B, V), C.dtype)
-        panel_rows(X, A, Wk[whole:whole + 1], edge, 0, 0, K, False)
+        panel_rows(X, A, Wk[whole:whole + 1], edge, 0, 0, K, False, flat, 0, 0)
         C[:, whole * V:] = edge[:, :C.shape[1] - whole * V]
 
 

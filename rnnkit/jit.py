@@ -44,7 +44,7 @@ ONLY_PRANGE = dict(prange=True, comprehension=False, reduction=False, inplace_bi
                    numpy=False, stencil=False, fusion=False)      # slice copies stay plain loops
 prange = numba.prange if ENABLED else range
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ("jit.py", "atomics.py", "transpose.py", "gemm.py", "kernels.py")   # what compiled code draws from
+SOURCES = ("jit.py", "atomics.py", "prefetch.py", "transpose.py", "gemm.py", "kernels.py")   # what compiled code draws from
 
 
 def sources_hash(folder=HERE, names=SOURCES):

@@ -104,9 +104,11 @@ def test_flat_hands_out_the_smallest_free_buffer_large_enough():
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B,K,N", [(1, 5, 3), (1, 33, 200), (1, 20, 256), (3, 33, 64), (4, 17, 65), (7, 40, 100),
-                                   (9, 30, 160), (15, 30, 100), (20, 900, 70), (32, 128, 512)])
+                                   (9, 30, 160), (15, 30, 100), (20, 900, 70), (32, 128, 512), (20, 700, 600),
+                                   (5, 1000, 400)])
 # B=1, N >= WIDE * V: one row by WIDE panels; B = 15 and 20: tiles of uneven rows; K = 900: in chunks
-# (gemm.KC), one of them across X's last columns and A's first
+# (gemm.KC), one of them across X's last columns and A's first; (20, 700, 600) and (5, 1000, 400): a
+# packed W past gemm.PREFETCH_BYTES, whose tiles prefetch (in chunks; in one chunk of a single tile)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_packed_product_equals_numpy(B, K, N, dtype, threads, order):
@@ -167,18 +169,23 @@ def test_transpose8_moves_one_block_and_nothing_else(dtype):
 
 
 @pytest.mark.skipif(not kernels.ENABLED or platform.machine() not in ("x86_64", "AMD64"), reason="x86 and Numba only")
-@pytest.mark.parametrize("rows,panels", [(1, 1), (gemm.R, 1), (1, gemm.WIDE)])
-def test_tiles_compile_to_vector_instructions(rows, panels):
+@pytest.mark.parametrize("rows,panels,prefetching", [(1, 1, False), (gemm.R, 1, False), (1, gemm.WIDE, False),
+                                                     (gemm.R, 1, True)])
+def test_tiles_compile_to_vector_instructions(rows, panels, prefetching):
     """The straight-line vectorizer turns a tile's sums into packed (ymm/zmm) arithmetic, with no scalar
     arithmetic left (the loop vectorizer alone leaves scalar sums over k beside gathered ones); with
-    AVX-512, into 512-bit (zmm) FMAs, even where LLVM's tuning for the CPU prefers 256 bits."""
+    AVX-512, into 512-bit (zmm) FMAs, even where LLVM's tuning for the CPU prefers 256 bits. A
+    prefetching tile does the same, and prefetches (PREFETCHT2) only where it is asked to."""
     import numba
-    scope = {}
-    exec(gemm._tile_source("tile", rows, panels), scope)
+    scope = {"prefetch": gemm.prefetch, "LINE": gemm.LINE}
+    exec(gemm._tile_source("tile", rows, panels, prefetching), scope)
     tile = numba.njit(inline="always", **gemm.FAST)(scope["tile"])
 
     def one_tile(A, Wk, C):
-        tile(A[:, :0], A, Wk, C, 0, 0, 0, A.shape[1], False)
+        if prefetching:
+            tile(A[:, :0], A, Wk, C, 0, 0, 0, A.shape[1], False, Wk.reshape(-1), 2, 1 << 15)
+        else:
+            tile(A[:, :0], A, Wk, C, 0, 0, 0, A.shape[1], False)
     A, Wk = np.full((rows, 8), 2, np.float32), np.ones((panels, 8, gemm.V), np.float32)
     C = np.zeros((rows, panels * gemm.V), np.float32)
     with gemm._straight_line_vectorizer():
@@ -188,6 +195,7 @@ def test_tiles_compile_to_vector_instructions(rows, panels):
     asm = next(iter(compiled.inspect_asm().values()))
     assert re.search(r"v(fmadd\w*|mul|add)ps\s+.*%[yz]mm", asm)
     assert not re.search(r"v(fmadd\w*|mul|add)ss", asm)
+    assert ("prefetcht2" in asm) == prefetching
     if "+avx512f" in gemm._target_features().split(","):
         assert re.search(r"vfmadd\w*ps\s+.*%zmm", asm) and not re.search(r"vfmadd\w*ps\s+.*%ymm", asm)
 
@@ -204,25 +212,34 @@ def test_tiles_named_by_rows_cover_every_call(R, monkeypatch):
     names = {name for f in loops for name in f.__code__.co_names}
     assert {name for name in names if name.startswith("tile_")} <= tiles.keys()
     assert sorted(name for name in tiles if name[5:].isdigit()) == sorted(f"tile_{r}" for r in range(1, R + 1))
-    for name, rows in [(f"tile_{r}", r) for r in range(1, R + 1)] + [("tile_wide", 1)]:
+    for name, rows in [(f"tile_{r}{s}", r) for r in range(1, R + 1) for s in ("", "_prefetching")] + [("tile_wide", 1)]:
         variables = tiles[name].py_func.__code__.co_varnames         # a{r}: a value of row r
         assert f"a{rows - 1}" in variables and f"a{rows}" not in variables
+        assert ("step" in variables) == name.endswith("_prefetching")
     called = []
     scope = dict(tiles["tile_rows"].py_func.__globals__)
-    scope.update({f"tile_{r}": (lambda r: lambda *args: called.append((r, args[4])))(r) for r in range(1, R + 1)})
+    scope.update({f"tile_{r}{s}": (lambda name, r: lambda *args: called.append((name, r, args[4])))(f"tile_{r}{s}", r)
+                  for r in range(1, R + 1) for s in ("", "_prefetching")})
     pick = type(gemm.gemm)(tiles["tile_rows"].py_func.__code__, scope)
-    for rows in range(1, R + 1):
-        pick(None, None, None, None, 3 * rows, rows, 0, 0, 1, False)
-    assert called == [(r, 3 * r) for r in range(1, R + 1)]
+    for step in (0, 1):
+        for rows in range(1, R + 1):
+            pick(None, None, None, None, 3 * rows, rows, 0, 0, 1, False, None, 0, step)
+    assert called == [(f"tile_{r}{s}", r, 3 * r) for s in ("", "_prefetching") for r in range(1, R + 1)]
 
 
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
 @pytest.mark.parametrize("B", [1, 4, 9, 16, 20, 61])
 def test_panel_rows_covers_each_row_once_in_tiles_of_at_most_R(B, monkeypatch):
+    """... and the tiles share the lines to prefetch, spread evenly over their k loops: every line,
+    or, where a single tile has more lines than k's, every other."""
     tiles = []
     monkeypatch.setitem(gemm.panel_rows.py_func.__globals__, "tile_rows",
-                        lambda X, A, Wk, C, i0, rows, *rest: tiles.append((i0, rows)))
-    gemm.panel_rows.py_func(None, np.empty((B, 2)), None, None, 0, 0, 2, False)
-    assert [i0 for i0, _ in tiles] == list(np.cumsum([0] + [rows for _, rows in tiles])[:-1])
-    assert sum(rows for _, rows in tiles) == B and len(tiles) == -(-B // gemm.R)
-    assert max(rows for _, rows in tiles) - min(rows for _, rows in tiles) <= 1
+                        lambda X, A, Wk, C, i0, rows, jp, k0, k1, add, flat, pf0, step:
+                        tiles.append((i0, rows, pf0, step)))
+    k0, k1, first, lines = 3, 259, 1000, 512                            # a chunk of 256 rows: 512 lines next
+    gemm.panel_rows.py_func(None, np.empty((B, 2)), None, None, 0, k0, k1, False, None, first, lines)
+    assert [t[0] for t in tiles] == list(np.cumsum([0] + [t[1] for t in tiles])[:-1])
+    assert sum(t[1] for t in tiles) == B and len(tiles) == -(-B // gemm.R)
+    assert max(t[1] for t in tiles) - min(t[1] for t in tiles) <= 1
+    fetched = sorted({pf0 + ((k * step) >> 16) for _, _, pf0, step in tiles for k in range(k1 - k0)})
+    assert fetched == list(range(first, first + lines, 2 if len(tiles) == 1 else 1))
