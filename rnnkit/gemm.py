@@ -38,7 +38,8 @@ WIDE = 4        # panels per tile of one row: WIDE * V / 16 = 8 accumulating reg
 MIN_ROWS = 4    # the fewest rows of a tile that runs near full speed (where fewer, each row of W serves too few)
 KC = 256        # rows of W per chunk of K: a chunk of a panel, KC * V values, fills 32 KB
 LINE = 64       # bytes per cache line
-PREFETCH_BYTES = 3 << 19    # packed W past this (1.5 MB) is prefetched a chunk ahead: see gemm
+PREFETCH_BYTES = 3 << 19    # packed W past this (1.5 MB), multiplied by at most PREFETCH_ROWS rows,
+PREFETCH_ROWS = 32          # is prefetched a chunk ahead: see gemm
 
 
 def panels(N):
@@ -270,7 +271,13 @@ def gemm(X, A, Wk, C):
     through a scratch of V columns. Where more than a tile of rows meets a panel, K goes in chunks
     of at most KC rows (the chunk of a panel stays in L1 while every tile of rows reads it), the
     first chunk's product written to C, each later one's added. Where Wk takes more than
-    PREFETCH_BYTES, the tiles of each chunk prefetch the next chunk into L2, spread over their loops."""
+    PREFETCH_BYTES and A has at most PREFETCH_ROWS rows, the tiles of each chunk prefetch the next
+    chunk into L2, spread over their loops: each core reads such a W from L3, at about 11 GB/s on
+    the project's machine, and each value read serves only B multiply-adds. On one core, in a
+    throwaway timing, prefetching/not: 1.18-1.26 at (B, K, N) = (20, 650, 2600), (20, 1300, 1300)
+    and (20, 2600, 650), 1.03-1.06 at (20, 650, 650), 1.00-1.05 at (32, 512, 1024); at 64 rows,
+    0.99-1.02, and a layer at (100, 64, 512, 512) ran slower with it (`python bench/compare.py`,
+    LSTM inference 0.914); where W fits L2, 0.89-0.98."""
     B, K = A.shape[0], X.shape[1] + A.shape[1]
     whole = min(Wk.shape[0], C.shape[1] // V)
     wide = whole // WIDE * WIDE if B == 1 else 0
@@ -278,7 +285,7 @@ def gemm(X, A, Wk, C):
         tile_wide(X, A, Wk, C, 0, jp, 0, K, False)
     chunks = -(-K // KC) if B > R else 1
     flat, line = Wk.reshape(-1), LINE // Wk.itemsize
-    prefetching = Wk.size * Wk.itemsize > PREFETCH_BYTES
+    prefetching = Wk.size * Wk.itemsize > PREFETCH_BYTES and B <= PREFETCH_ROWS
     for c in range(chunks):
         k0, k1 = K * c // chunks, K * (c + 1) // chunks
         for jp in range(wide, whole):
