@@ -91,10 +91,10 @@ def packs(M, K, N, parts, gradient=False, keep=True):
     PyTorch's in `python bench/speed.py`; in inference, keep False, no training step's peak is
     at stake and M >= K is enough) and W has at most PACK_VALUES values. Each block of rows reads
     all of W, and a W past a core's L2 comes from L3 for each: `python bench/gemm.py --layer
-    --repeats 5` on two cores of an Intel Xeon (L2 2 MB a core) gave product / BLAS 1.05-1.12 up
-    to 2^18 values, at (M, K, N) = (6400, 512, 512), (3200, 256, 1024) and (3200, 1024, 256); and
-    past it 0.85-0.96: (6400, 512, 1536), (6400, 512, 2048), (6400, 2048, 512) and (700, 650,
-    650)."""
+    --repeats 5`, two runs on two cores of an Intel Xeon (L2 2 MB a core), product / BLAS: up to
+    2^18 values, 0.93-1.12 at (M, K, N) = (6400, 512, 512), (3200, 256, 1024) and (3200, 1024,
+    256); past it, 0.77-0.99 at (6400, 512, 1536), (6400, 512, 2048), (6400, 2048, 512), (700,
+    650, 650) and (700, 650, 2600)."""
     if not kernels.ENABLED or parts == 1 or M < 2 * kernels.PRODUCT_ROWS:
         return False
     return M * K * N < SPLIT_WORK or (not gradient and M >= (2 if keep else 1) * K and K * N <= PACK_VALUES)
