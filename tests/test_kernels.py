@@ -136,6 +136,24 @@ def test_lstm_input_apart_where_w_is_past_l2_and_the_batch_small():
     assert not loop.lstm_input_apart(20, 256, W_hh, True, 2)           # 2 MB on two parts: 1 MB each
 
 
+@pytest.mark.parametrize("mode", ["RNN", "LSTM"])
+def test_input_bias_joins_the_kernels(mode, monkeypatch):
+    """Where the compiled RNN or LSTM projects its input apart, the projection adds no bias: b_ih
+    joins b_hh in the kernel, and the output and gradients are the NumPy steps'."""
+    rng = np.random.default_rng(0)
+    layer = make(mode, "tanh", np.float64)
+    x, dy = rng.standard_normal((6, 2, 5)), rng.standard_normal((6, 2, 7))   # 2 rows: the input apart
+    biases = []
+    real = loop.product
+    monkeypatch.setattr(loop, "product", lambda *args, **kw: biases.append(args[4]) or real(*args, **kw))
+    fused = train_step(layer, x, None, dy, None)
+    assert len(biases) == 1 and biases[0] is None and np.abs(layer.params["bias_ih_l0"]).min() > 0
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    plain = train_step(layer, x, None, dy, None)
+    for a, b in [(fused[0], plain[0]), (fused[2], plain[2])] + [(fused[4][k], plain[4][k]) for k in plain[4]]:
+        assert relative_error(a, b) < 1e-10
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("bias", [True, False])
 def test_gru_input_in_each_step_equals_projection_of_all_steps(threads, bias, monkeypatch):
