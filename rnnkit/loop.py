@@ -179,18 +179,18 @@ def run_input(step, x, W_ih, b_ih, W_hh, b_hh, h0, c0, mask, reverse, keep=True,
     """run_forward from the input x (T, B, I): its projection xp = x @ W_ih.T + b_ih of all steps
     in one product (rnnkit.products), or, where takes_input, inside each step's product: one
     product [x_t, h_prev] @ [W_ih, W_hh].T per step (the GRU's n gate: two), and no xp written
-    out and read back. For the compiled RNN and LSTM, b_ih joins b_hh, which the kernel adds to
-    every gate anyway, rather than the projection: NumPy's BLAS, which takes the large products,
-    adds no bias, and a pass of its own over xp took 0.37 ms beside the product's 8.4 ms at (M, K,
-    N) = (700, 650, 2600), 4.0 beside 45 at (6400, 512, 2048). A throwaway A/B, five rounds, bias
-    apart/joined: inference at (35, 20, 650, 650) LSTM 1.006-1.072, RNN 0.996-1.027; training
-    within the noise (0.96-1.02)."""
+    out and read back. For the RNN and LSTM, whose steps only ever add xp and hp, b_ih joins b_hh
+    in hp (the kernel's or the NumPy step's) rather than the projection: NumPy's BLAS, which takes
+    the large products, adds no bias, and a pass of its own over xp took 0.37 ms beside the
+    product's 8.4 ms at (M, K, N) = (700, 650, 2600), 4.0 beside 45 at (6400, 512, 2048). A
+    throwaway A/B of the compiled layers, five rounds, bias apart/joined: inference at (35, 20,
+    650, 650) LSTM 1.006-1.072, RNN 0.996-1.027; training within the noise (0.96-1.02)."""
     if takes_input(step, x, W_hh, keep, parts):
         return fused_forward(step, None, W_hh, b_hh, h0, c0, mask, reverse, keep, parts, ws, x, W_ih, b_ih)
     T, B, I = x.shape
     xp = ws.empty((T, B, W_ih.shape[0]), x.dtype)
-    if b_ih is not None and kernels.ENABLED and type(step) in (RNNStep, LSTMStep):
-        b_ih, b_hh = None, b_ih if b_hh is None else b_hh + b_ih     # the kernel adds both, with no pass over xp
+    if b_ih is not None and type(step) in (RNNStep, LSTMStep):
+        b_ih, b_hh = None, b_ih if b_hh is None else b_hh + b_ih     # hp adds both, with no pass over xp
     product(x.reshape(T * B, I), W_ih.T, parts, xp.reshape(T * B, -1), b_ih, ws, keep=keep)
     out, h, c, cache = run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, parts, ws)
     if cache is None or cache.saved is not xp:                 # else backward overwrites it

@@ -138,8 +138,8 @@ def test_lstm_input_apart_where_w_is_past_l2_and_the_batch_small():
 
 @pytest.mark.parametrize("mode", ["RNN", "LSTM"])
 def test_input_bias_joins_the_kernels(mode, monkeypatch):
-    """Where the compiled RNN or LSTM projects its input apart, the projection adds no bias: b_ih
-    joins b_hh in the kernel, and the output and gradients are the NumPy steps'."""
+    """Where the RNN or LSTM projects its input apart, the projection adds no bias, compiled or
+    not: b_ih joins b_hh, and the kernel's output and gradients are the NumPy steps'."""
     rng = np.random.default_rng(0)
     layer = make(mode, "tanh", np.float64)
     x, dy = rng.standard_normal((6, 2, 5)), rng.standard_normal((6, 2, 7))   # 2 rows: the input apart
@@ -150,6 +150,7 @@ def test_input_bias_joins_the_kernels(mode, monkeypatch):
     assert len(biases) == 1 and biases[0] is None and np.abs(layer.params["bias_ih_l0"]).min() > 0
     monkeypatch.setattr(kernels, "ENABLED", False)
     plain = train_step(layer, x, None, dy, None)
+    assert len(biases) == 2 and biases[1] is None
     for a, b in [(fused[0], plain[0]), (fused[2], plain[2])] + [(fused[4][k], plain[4][k]) for k in plain[4]]:
         assert relative_error(a, b) < 1e-10
 
