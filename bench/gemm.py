@@ -35,12 +35,12 @@ SHAPES = [(16, 64, 256), (32, 128, 512), (32, 512, 128), (32, 256, 1024), (64, 5
 # (M, K, N) of the layer products in that grid: x @ W_ih.T (K = I, N = G*H) and dxp @ W_ih (K = G*H, N = I)
 # that rnnkit.products.packs weighs: where the layer runs on two parts or more (rnnkit.kernels.parts) and
 # M >= 2K, or M >= K in inference; those whose W has more than products.PACK_VALUES values go to BLAS
-# ((700, 650, 650) and (700, 650, 2600): the RNN's and the LSTM's projections at
-# (35, 20, 650, 650), in inference only; the LSTM's takes its input apart there, rnnkit.loop.lstm_input_apart)
+# ((700, 650, 650), (700, 650, 1950) and (700, 650, 2600): the RNN's, the GRU's and the LSTM's projections at
+# (35, 20, 650, 650), in inference only; the GRU and the LSTM take their input apart there, rnnkit.loop.input_apart)
 LAYER_SHAPES = [(800, 64, 256), (800, 256, 64), (200, 64, 512), (3200, 128, 512), (3200, 512, 128),
                 (3200, 256, 256), (3200, 256, 768), (3200, 768, 256), (3200, 256, 1024), (3200, 1024, 256),
                 (6400, 512, 512), (6400, 512, 1536), (6400, 512, 2048), (6400, 2048, 512), (700, 650, 650),
-                (700, 650, 2600)]
+                (700, 650, 1950), (700, 650, 2600)]
 
 
 def per_call(f, calls):

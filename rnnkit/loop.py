@@ -136,43 +136,52 @@ def lengths_of(mask, T, B):
 
 def takes_input(step, x, W_hh, keep, parts):
     """Whether the input projection goes inside each step's product (run_input), for a batch of
-    rnnkit.gemm.MIN_ROWS rows or more: for the compiled LSTM, but where lstm_input_apart; for the
-    compiled GRU in inference (keep False), where its threads split the units
-    (rnnkit.kernels.packing_parts) and its step's products are large enough, with little padding
-    (rnnkit.kernels.gru_input_pays). The GRU's n
-    gate takes its input's and its state's terms from products of their own (gru_input_weights).
-    Where each thread works alone on its rows, W is small and the step's three products and their
-    packing cost more than the projection of all steps; in training the packed weights would grow
-    by W_ih, past PyTorch's peak at (35, 20, 650, 650). The RNN's step product, of H columns, ran
-    slower than the projection of all steps in one product, and a batch of fewer rows runs tiles of
-    fewer rows."""
+    rnnkit.gemm.MIN_ROWS rows or more: for the compiled LSTM, and for the compiled GRU in inference
+    (keep False) where its threads split the units (rnnkit.kernels.packing_parts) and its step's
+    products are large enough, with little padding (rnnkit.kernels.gru_input_pays); but not where
+    input_apart. The GRU's n gate takes its input's and its state's terms from products of their
+    own (gru_input_weights). Where each thread works alone on its rows, W is small and the step's
+    three products and their packing cost more than the projection of all steps; in training the
+    packed weights would grow by W_ih, past PyTorch's peak at (35, 20, 650, 650). The RNN's step
+    product, of H columns, ran slower than the projection of all steps in one product, and a batch
+    of fewer rows runs tiles of fewer rows."""
     T, B, I = x.shape
     if not kernels.ENABLED or B < packed.MIN_ROWS or type(step) not in (LSTMStep, GRUStep):
         return False
-    if type(step) is LSTMStep:
-        return not lstm_input_apart(B, I, W_hh, keep, parts)
-    return (not keep and kernels.packing_parts(parts, B, W_hh, I) > 1
-            and kernels.gru_input_pays(B, I, W_hh.shape[1], parts))
+    if type(step) is GRUStep and (keep or kernels.packing_parts(parts, B, W_hh, I) == 1
+                                  or not kernels.gru_input_pays(B, I, W_hh.shape[1], parts)):
+        return False
+    return not input_apart(step, B, I, W_hh, keep, parts)
 
 
 L2_BYTES = 2 << 20          # a core's L2 on the project's machine (lscpu: 2 MB a core)
-APART_ROWS = (20, 32)       # batch rows, at most, for lstm_input_apart: in inference, in training
+APART_ROWS = {LSTMStep: (20, 32), GRUStep: (48, 0)}   # batch rows, at most, for input_apart: in inference, in training
 
 
-def lstm_input_apart(B, I, W_hh, keep, parts):
-    """Whether the LSTM's input goes apart after all, projected for all steps in one product: where
-    each part's packed [W_ih, W_hh] is past a core's L2 and the batch has few rows (APART_ROWS), so
-    that each value of W a step reads from L3 serves few multiply-adds. One core read W from L3 at
-    about 11 GB/s (a throwaway timing of rnnkit.gemm at 20 rows, K = 512 to 1024, N = 2048 to
-    4096), whatever the other core did; apart, a step reads W_hh alone. Throwaway A/B timings
-    (inside/apart, five rounds of medians of 7 calls): training (35, 20, 650, 650) 1.05-1.10,
-    (100, 20, 384, 384) 1.07-1.12, (100, 20, 512, 512) 1.03-1.07, (35, 32, 650, 650) 0.99-1.06,
-    (100, 32, 512, 512) 1.01-1.03, (100, 64, 512, 512) 0.97-1.01; inference (100, 20, 384, 384)
-    1.06-1.10, (100, 20, 512, 512) 1.01-1.07, (35, 20, 650, 650) 1.00-1.02, (35, 24, 650, 650)
-    0.93-0.98, (35, 32, 650, 650) 0.92-1.03, (100, 64, 512, 512) 0.86-0.90."""
-    P = kernels.packing_parts(parts, B, W_hh, I)
-    per_part = kernels.weights_size(W_hh, P, I) * W_hh.itemsize / P
-    return B <= APART_ROWS[keep] and per_part > L2_BYTES
+def input_apart(step, B, I, W_hh, keep, parts):
+    """Whether the LSTM's or the GRU's input goes apart after all, projected for all steps in one
+    product: where each part's packed weights with the input's ([W_ih, W_hh], or the GRU's three
+    groups) are past a core's L2 and the batch has few rows (APART_ROWS), so that each value of W a
+    step reads from L3 serves few multiply-adds. One core read W from L3 at about 11 GB/s (a
+    throwaway timing of rnnkit.gemm at 20 rows, K = 512 to 1024, N = 2048 to 4096), whatever the
+    other core did; apart, a step reads W_hh alone. Throwaway A/B timings (inside/apart, five rounds
+    of medians of 7 calls). LSTM: training (35, 20, 650, 650) 1.05-1.10, (100, 20, 384, 384)
+    1.07-1.12, (100, 20, 512, 512) 1.03-1.07, (35, 32, 650, 650) 0.99-1.06, (100, 32, 512, 512)
+    1.01-1.03, (100, 64, 512, 512) 0.97-1.01; inference (100, 20, 384, 384) 1.06-1.10, (100, 20,
+    512, 512) 1.01-1.07, (50, 8, 1024, 1024) 1.06-1.11, (35, 20, 650, 650) 1.00-1.02, (35, 24, 650,
+    650) 0.93-0.98, (35, 32, 650, 650) 0.92-1.03, (100, 64, 512, 512) 0.86-0.90. GRU inference (the
+    last three rounds): (100, 4, 512, 512) 1.65-1.70, (100, 8, 512, 512) 1.36-1.44, (100, 20, 512,
+    512) 1.18-1.21, (35, 20, 650, 650) 1.11-1.21, (100, 32, 512, 512) 1.04-1.13, (35, 32, 650, 650)
+    1.11-1.13, (35, 48, 650, 650) 1.05-1.09, (100, 48, 512, 512) 0.97-1.02, (35, 64, 650, 650)
+    1.00-1.02, (100, 64, 512, 512) 0.95-0.99; where its weights fit L2, mixed: (100, 8, 256, 256)
+    0.86-0.94, (100, 16, 256, 256) 1.09-1.12, (100, 32, 256, 256) 0.91-0.95."""
+    if type(step) is GRUStep:
+        P = parts
+        size = kernels.gru_input_size(W_hh.shape[1], P, I)
+    else:
+        P = kernels.packing_parts(parts, B, W_hh, I)
+        size = kernels.weights_size(W_hh, P, I)
+    return B <= APART_ROWS[type(step)][keep] and size * W_hh.itemsize / P > L2_BYTES
 
 
 def run_input(step, x, W_ih, b_ih, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1, ws=FRESH):

@@ -117,23 +117,36 @@ def test_lstm_input_in_each_step_equals_projection_of_all_steps(threads, monkeyp
         assert relative_error(inside[4][k], apart[4][k]) < 1e-12, k
 
 
-def test_lstm_input_apart_where_w_is_past_l2_and_the_batch_small():
-    """The LSTM takes its input inside each step's product, but where each part's packed [W_ih,
-    W_hh] is past a core's L2 and the batch has few rows: the packed values counted by hand."""
-    def lstm(H, B):
-        return rnnkit.LSTM(H, H, seed=0).step, np.empty((1, B, H), np.float32), np.empty((4 * H, H), np.float32)
-    step, x, W_hh = lstm(650, 20)                                    # 325 units a part: 41 panels of 32
+def test_input_apart_where_w_is_past_l2_and_the_batch_small():
+    """The LSTM (and the GRU in inference) take their input inside each step's product, but where
+    each part's packed weights with W_ih are past a core's L2 and the batch has few rows: the
+    packed values counted by hand."""
+    def layer(mode, H, B):
+        G = {"LSTM": 4, "GRU": 3}[mode]
+        return (getattr(rnnkit, mode)(H, H, seed=0).step, np.empty((1, B, H), np.float32),
+                np.empty((G * H, H), np.float32))
+    step, x, W_hh = layer("LSTM", 650, 20)                           # 325 units a part: 41 panels of 32
     assert kernels.weights_size(W_hh, 2, 650) == 2 * 41 * 32 * 1300   # over 1300 rows: 6.8 MB a part
     for keep in (True, False):
-        assert loop.lstm_input_apart(20, 650, W_hh, keep, 2)
+        assert loop.input_apart(step, 20, 650, W_hh, keep, 2)
         assert not loop.takes_input(step, x, W_hh, keep, 2) or not kernels.ENABLED
-    assert loop.lstm_input_apart(32, 650, W_hh, True, 2)               # training: up to 32 rows
-    assert not loop.lstm_input_apart(32, 650, W_hh, False, 2)          # inference: up to 20
-    step, x, W_hh = lstm(512, 64)
-    assert not loop.lstm_input_apart(64, 512, W_hh, True, 2)           # 4 MB a part, but 64 rows
+    assert loop.input_apart(step, 32, 650, W_hh, True, 2)             # training: up to 32 rows
+    assert not loop.input_apart(step, 32, 650, W_hh, False, 2)        # inference: up to 20
+    step, x, W_hh = layer("LSTM", 512, 64)
+    assert not loop.input_apart(step, 64, 512, W_hh, True, 2)         # 4 MB a part, but 64 rows
     assert loop.takes_input(step, x, W_hh, True, 2) == kernels.ENABLED
-    step, x, W_hh = lstm(256, 20)
-    assert not loop.lstm_input_apart(20, 256, W_hh, True, 2)           # 2 MB on two parts: 1 MB each
+    step, x, W_hh = layer("LSTM", 256, 20)
+    assert not loop.input_apart(step, 20, 256, W_hh, True, 2)         # 2 MB on two parts: 1 MB each
+    step, x, W_hh = layer("GRU", 512, 48)                             # 16 + 8 + 8 panels: 3.1 MB a part
+    assert kernels.gru_input_size(512, 2, 512) == 2 * (16 * 32 * 1024 + 8 * 32 * 512 + 8 * 32 * 512)
+    assert loop.input_apart(step, 48, 512, W_hh, False, 2)            # inference: up to 48 rows
+    assert not loop.takes_input(step, x, W_hh, False, 2)
+    step, x, W_hh = layer("GRU", 512, 64)
+    assert not loop.input_apart(step, 64, 512, W_hh, False, 2)
+    assert loop.takes_input(step, x, W_hh, False, 2) == kernels.ENABLED
+    step, x, W_hh = layer("GRU", 256, 20)                             # 8 + 4 + 4 panels: 0.8 MB a part
+    assert not loop.input_apart(step, 20, 256, W_hh, False, 2)
+    assert loop.takes_input(step, x, W_hh, False, 2) == kernels.ENABLED
 
 
 @pytest.mark.parametrize("mode", ["RNN", "LSTM"])
