@@ -176,7 +176,7 @@ def input_apart(step, B, I, W_hh, keep, parts):
     1.00-1.02, (100, 64, 512, 512) 0.95-0.99; where its weights fit L2, mixed: (100, 8, 256, 256)
     0.86-0.94, (100, 16, 256, 256) 1.09-1.12, (100, 32, 256, 256) 0.91-0.95."""
     if type(step) is GRUStep:
-        P = parts
+        P = parts                                      # the GRU's input goes inside only on P parts
         size = kernels.gru_input_size(W_hh.shape[1], P, I)
     else:
         P = kernels.packing_parts(parts, B, W_hh, I)
