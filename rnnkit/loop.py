@@ -155,7 +155,9 @@ def takes_input(step, x, W_hh, keep, parts):
 
 
 L2_BYTES = 2 << 20          # a core's L2 on the project's machine (lscpu: 2 MB a core)
-APART_ROWS = {LSTMStep: (20, 32), GRUStep: (48, 0)}   # batch rows, at most, for input_apart: in inference, in training
+# batch rows, at most, for input_apart: in inference, in training (the GRU's input never goes
+# inside in training, so its 0 is never read)
+APART_ROWS = {LSTMStep: (20, 32), GRUStep: (48, 0)}
 
 
 def input_apart(step, B, I, W_hh, keep, parts):
