@@ -206,7 +206,7 @@ def _tiles():
     scope = {"prefetch": prefetch, "LINE": LINE}
     for name, (rows, panel_count, prefetching) in shapes.items():
         exec(_tile_source(name, rows, panel_count, prefetching), scope)
-    tiles = {name: numba.njit(**FAST)(scope[name]) for name in shapes}
+    tiles = {name: numba.njit(_nrt=False, **FAST)(scope[name]) for name in shapes}
     args = "X, A, Wk, C, i0, jp, k0, k1, add"
     branches = ["    if step > 0:"]
     branches += [f"        {'if' if rows == R else 'elif'} rows == {rows}:\n"
@@ -264,6 +264,30 @@ if ENABLED:
     next_chunk = numba.njit(inline="always", **FAST)(next_chunk)
 
 
+def whole_panels(X, A, Wk, C):
+    """gemm over the panels that C holds whole, the padded one at its edge left out; returns how
+    many. Compiled without Numba's reference counts (it allocates nothing): with them, each call
+    of a tile made 4 atomic increments and 4 decrements of the arrays' counts around it (see gemm)."""
+    B, K = A.shape[0], X.shape[1] + A.shape[1]
+    whole = min(Wk.shape[0], C.shape[1] // V)
+    wide = whole // WIDE * WIDE if B == 1 else 0
+    for jp in range(0, wide, WIDE):
+        tile_wide(X, A, Wk, C, 0, jp, 0, K, False)
+    chunks = -(-K // KC) if B > R else 1
+    flat, line = Wk.reshape(-1), LINE // Wk.itemsize
+    prefetching = Wk.size * Wk.itemsize > PREFETCH_BYTES and B <= PREFETCH_ROWS
+    for c in range(chunks):
+        k0, k1 = K * c // chunks, K * (c + 1) // chunks
+        for jp in range(wide, whole):
+            first, lines = next_chunk(c, jp, chunks, wide, whole, K, line) if prefetching else (0, 0)
+            panel_rows(X, A, Wk, C, jp, k0, k1, c > 0, flat, first, lines)
+    return whole
+
+
+if ENABLED:
+    whole_panels = numba.njit(cache=True, _nrt=False, **FAST)(whole_panels)
+
+
 def gemm(X, A, Wk, C):
     """C = [X, A] @ W for X (B, K0), A (B, K - K0) and Wk, W packed by pack (NP, K, V): X's columns
     (none, for a plain A @ W) meet W's first K0 rows, without a copy of the two side by side.
@@ -278,22 +302,10 @@ def gemm(X, A, Wk, C):
     and (20, 2600, 650), 1.03-1.06 at (20, 650, 650), 1.00-1.05 at (32, 512, 1024); at 64 rows,
     0.99-1.02, and a layer at (100, 64, 512, 512) ran slower with it (`python bench/compare.py`,
     LSTM inference 0.914); where W fits L2, 0.89-0.98."""
-    B, K = A.shape[0], X.shape[1] + A.shape[1]
-    whole = min(Wk.shape[0], C.shape[1] // V)
-    wide = whole // WIDE * WIDE if B == 1 else 0
-    for jp in range(0, wide, WIDE):
-        tile_wide(X, A, Wk, C, 0, jp, 0, K, False)
-    chunks = -(-K // KC) if B > R else 1
-    flat, line = Wk.reshape(-1), LINE // Wk.itemsize
-    prefetching = Wk.size * Wk.itemsize > PREFETCH_BYTES and B <= PREFETCH_ROWS
-    for c in range(chunks):
-        k0, k1 = K * c // chunks, K * (c + 1) // chunks
-        for jp in range(wide, whole):
-            first, lines = next_chunk(c, jp, chunks, wide, whole, K, line) if prefetching else (0, 0)
-            panel_rows(X, A, Wk, C, jp, k0, k1, c > 0, flat, first, lines)
+    whole = whole_panels(X, A, Wk, C)
     if whole < Wk.shape[0]:
-        edge = np.empty((B, V), C.dtype)
-        panel_rows(X, A, Wk[whole:whole + 1], edge, 0, 0, K, False, flat, 0, 0)
+        edge = np.empty((A.shape[0], V), C.dtype)
+        panel_rows(X, A, Wk[whole:whole + 1], edge, 0, 0, X.shape[1] + A.shape[1], False, Wk.reshape(-1), 0, 0)
         C[:, whole * V:] = edge[:, :C.shape[1] - whole * V]
 
 
