@@ -199,7 +199,8 @@ def _target_features():
 def _tiles():
     """tile_{rows} by one panel for 1 to R rows, and tile_{rows}_prefetching; tile_wide (one row by
     WIDE panels); and tile_rows(X, A, Wk, C, i0, rows, jp, k0, k1, add, flat, pf0, step), which
-    calls the tile of `rows` rows, the prefetching one where step > 0."""
+    calls the tile of `rows` rows, the prefetching one where step > 0. The tiles compile without
+    Numba's reference counts (see whole_panels)."""
     shapes = {f"tile_{rows}{suffix}": (rows, 1, bool(suffix))
               for rows in range(1, R + 1) for suffix in ("", "_prefetching")}
     shapes["tile_wide"] = (1, WIDE, False)
@@ -266,8 +267,15 @@ if ENABLED:
 
 def whole_panels(X, A, Wk, C):
     """gemm over the panels that C holds whole, the padded one at its edge left out; returns how
-    many. Compiled without Numba's reference counts (it allocates nothing): with them, each call
-    of a tile made 4 atomic increments and 4 decrements of the arrays' counts around it (see gemm)."""
+    many. It and the tiles allocate nothing, so they compile without Numba's reference counts:
+    with them, every view of an array (each tile takes one per row of A, of W's panel and of C)
+    and every call of a tile counted references up and down with atomic instructions on the
+    arrays' shared counters, in the hot loop of every step's product. `python bench/compare.py
+    6580185 3c02fe5 --rounds 3` (LSTM, base/new time): inference 1.084 at (50, 16, 64, 64), 1.082
+    at (200, 1, 64, 128), 1.052 at (35, 20, 650, 650); training 1.086 at (200, 1, 64, 128) and
+    1.041 at (35, 20, 650, 650); at H = 128 and 512 within the noise (0.995-1.030). GRU and RNN:
+    1.023-1.068 at H = 512 and 650 but the RNN's (35, 20, 650, 650) (0.987, 1.019); the small
+    sizes within the noise. The same without the tiles' counts removed (da63327) gained nothing."""
     B, K = A.shape[0], X.shape[1] + A.shape[1]
     whole = min(Wk.shape[0], C.shape[1] // V)
     wide = whole // WIDE * WIDE if B == 1 else 0

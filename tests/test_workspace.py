@@ -200,6 +200,26 @@ def test_tiles_compile_to_vector_instructions(rows, panels, prefetching):
         assert re.search(r"vfmadd\w*ps\s+.*%zmm", asm) and not re.search(r"vfmadd\w*ps\s+.*%ymm", asm)
 
 
+@pytest.mark.skipif(not kernels.ENABLED or platform.machine() not in ("x86_64", "AMD64"), reason="x86 and Numba only")
+def test_tiles_count_no_references():
+    """rnnkit.gemm's tiles run with no reference counting: no call of Numba's NRT_incref or NRT_decref
+    and no atomic (lock-prefixed) instruction, where the same tile compiled with Numba's defaults has
+    both, for the views of A, W and C it takes."""
+    import numba
+    t = numba.types
+    signature = (t.Array(t.float32, 2, "A"), t.Array(t.float32, 2, "A"), t.Array(t.float32, 3, "C"),
+                 t.Array(t.float32, 2, "C"), t.intp, t.intp, t.intp, t.intp, t.boolean)
+    scope = {}
+    exec(gemm._tile_source("tile", 1), scope)
+    counted = numba.njit(**gemm.FAST)(scope["tile"])
+    for tile, counts in ((gemm.tile_1, False), (counted, True)):
+        with gemm._straight_line_vectorizer():
+            tile.compile(signature)
+        asm = tile.inspect_asm(signature)
+        assert ("NRT_incref" in asm and "NRT_decref" in asm) == counts
+        assert bool(re.search(r"\block\b", asm)) == counts
+
+
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
 @pytest.mark.parametrize("R", [4, 8])
 def test_tiles_named_by_rows_cover_every_call(R, monkeypatch):
