@@ -271,11 +271,11 @@ def whole_panels(X, A, Wk, C):
     with them, every view of an array (each tile takes one per row of A, of W's panel and of C)
     and every call of a tile counted references up and down with atomic instructions on the
     arrays' shared counters, in the hot loop of every step's product. `python bench/compare.py
-    6580185 3c02fe5 --rounds 3` (LSTM, base/new time): inference 1.084 at (50, 16, 64, 64), 1.082
-    at (200, 1, 64, 128), 1.052 at (35, 20, 650, 650); training 1.086 at (200, 1, 64, 128) and
-    1.041 at (35, 20, 650, 650); at H = 128 and 512 within the noise (0.995-1.030). GRU and RNN:
-    1.023-1.068 at H = 512 and 650 but the RNN's (35, 20, 650, 650) (0.987, 1.019); the small
-    sizes within the noise. The same without the tiles' counts removed (da63327) gained nothing."""
+    6580185 3c02fe5` (the command and all figures in bench/SPEED.md, session 28), base/new time:
+    LSTM inference 1.084 at (50, 16, 64, 64), 1.082 at (200, 1, 64, 128), 1.052 at (35, 20, 650,
+    650); LSTM training 1.086 at (200, 1, 64, 128), 1.041 at (35, 20, 650, 650); GRU and RNN
+    1.019-1.068 at H = 512 and 650 but the RNN's (35, 20, 650, 650) training (0.987); the rest
+    within the noise. Without the tiles' counts removed (da63327), the layers gained nothing."""
     B, K = A.shape[0], X.shape[1] + A.shape[1]
     whole = min(Wk.shape[0], C.shape[1] // V)
     wide = whole // WIDE * WIDE if B == 1 else 0
