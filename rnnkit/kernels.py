@@ -435,6 +435,14 @@ def product_part(p, P, X, A, Wk, C):
 
 
 @_inline
+def add_row(sums, row):
+    """sums += row: a backward row's gradients into its task's column sums while they are in cache,
+    for the bias gradients (loop.fused_backward)."""
+    for j in range(row.shape[0]):
+        sums[j] += row[j]
+
+
+@_inline
 def into_h_prev(p, P, edges, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct):
     """Thread p's share of dh = dhp_t @ W_hh (+ the direct path), as product_part splits it;
     padded rows keep their dh."""
@@ -601,7 +609,7 @@ def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs
 
 
 @_inline
-def rnn_backward_rows(b0, b1, t, saved, dout, dh, lengths, relu):
+def rnn_backward_rows(b0, b1, t, saved, dout, dh, lengths, relu, sums):
     one = saved.dtype.type(1)
     zero = one - one
     for b in range(b0, b1):
@@ -616,28 +624,30 @@ def rnn_backward_rows(b0, b1, t, saved, dout, dh, lengths, relu):
         else:
             for q in range(h_.shape[0]):
                 h_[q] = (do_[q] + dh_[q]) * (one - h_[q] * h_[q])    # through tanh
+        add_row(sums, h_)
 
 
 @_inline
-def rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs):
+def rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums):
     if k % 2 == 1:                                                   # dh_prev of the step before
         t1 = order(T - (k + 1) // 2, T, reverse)
         into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
     else:
         b0, b1 = rows(q, P, dh.shape[0])
-        rnn_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, dout, dh, lengths, relu)
+        rnn_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, dout, dh, lengths, relu, sums[q])
 
 
 @_twins
-def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sync):
-    """saved (T, B, H) becomes dxp = dhp; dh (B, H) is dh_n in, dh0 out."""
+def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sums, sync):
+    """saved (T, B, H) becomes dxp = dhp; dh (B, H) is dh_n in, dh0 out; sums (P, H) gets dxp's
+    column sums, each task's rows apart (loop.fused_backward)."""
     T, B, _ = saved.shape
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs)
+            rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums)
             b, k, q = after(sync, b, k, T, alone)
 
 
@@ -716,7 +726,7 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
 
 
 @_inline
-def lstm_backward_rows(b0, b1, t, saved, tcs, c_prevs, dout, dh, dc, lengths):
+def lstm_backward_rows(b0, b1, t, saved, tcs, c_prevs, dout, dh, dc, lengths, sums):
     one = saved.dtype.type(1)
     H = dh.shape[1]
     for b in range(b0, b1):
@@ -736,28 +746,32 @@ def lstm_backward_rows(b0, b1, t, saved, tcs, c_prevs, dout, dh, dc, lengths):
             ag[q] = dc_t * i * (one - g * g)                         # dg, through tanh
             ao[q] = dh_t * tc * o * (one - o)                        # do
             dc_[q] = dc_t * f                                        # into c_prev
+        add_row(sums, a)
 
 
 @_inline
-def lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs):
+def lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs, sums):
     if k % 2 == 1:                                                   # dh_prev of the step before
         t1 = order(T - (k + 1) // 2, T, reverse)
         into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
     else:
         b0, b1 = rows(q, P, dh.shape[0])
-        lstm_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, tcs, c_prevs, dout, dh, dc, lengths)
+        lstm_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, tcs, c_prevs, dout, dh, dc, lengths,
+                           sums[q])
 
 
 @_twins
-def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sync):
-    """saved (T, B, 4H) becomes dxp = dhp; dh, dc (B, H) are dh_n, dc_n in and dh0, dc0 out."""
+def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sums, sync):
+    """saved (T, B, 4H) becomes dxp = dhp; dh, dc (B, H) are dh_n, dc_n in and dh0, dc0 out; sums
+    (P, 4H) gets dxp's column sums, each task's rows apart (loop.fused_backward)."""
     T, B, _ = saved.shape
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs)
+            lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs,
+                               sums)
             b, k, q = after(sync, b, k, T, alone)
 
 
@@ -839,7 +853,7 @@ def gru_forward(xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_
 
 
 @_inline
-def gru_backward_rows(b0, b1, t, saved, hp_ns, h_prevs, dout, dh, direct, dhp_t, lengths):
+def gru_backward_rows(b0, b1, t, saved, hp_ns, h_prevs, dout, dh, direct, dhp_t, lengths, sums):
     one = saved.dtype.type(1)
     zero = one - one
     H = dh.shape[1]
@@ -865,22 +879,26 @@ def gru_backward_rows(b0, b1, t, saved, hp_ns, h_prevs, dout, dh, direct, dhp_t,
             dr_[q], dz_[q], dn_[q] = dr, dz, dn * r                  # into hp_n via r
             hpn_[q] = dn * r
             dd_[q] = dh_t * z                                        # the direct path
+        add_row(sums[:3 * H], a)
+        add_row(sums[3 * H:], hpn_)
 
 
 @_inline
-def gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct):
+def gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct,
+                      sums):
     if k % 2 == 1:                                                   # dh_prev of the step before
         into_h_prev(q, P, edges, 0, lengths, dhps[(k - 1) // 2 % 2], Wk, dhs, dh, direct, True)
     else:
         b0, b1 = rows(q, P, dh.shape[0])
         gru_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, hp_ns, h_prevs, dout, dh, direct,
-                          dhps[k // 2 % 2], lengths)
+                          dhps[k // 2 % 2], lengths, sums[q])
 
 
 @_twins
-def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, sync):
+def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, sums, sync):
     """saved (T, B, 3H) becomes dxp = [dr, dz, dn] and hp_ns (T, B, H) becomes dn * r, the rest of
-    dhp = [dr, dz, dn * r]; dh (B, H) is dh_n in, dh0 out."""
+    dhp = [dr, dz, dn * r]; dh (B, H) is dh_n in, dh0 out; sums (P, 4H) gets the column sums of
+    dxp and of dn * r side by side, each task's rows apart (loop.fused_backward)."""
     T, B, G = saved.shape
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     dhps = np.empty((2, B, G), saved.dtype)                           # dhp of the last two steps
@@ -890,7 +908,7 @@ def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, s
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
             gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
-                              dhps, direct)
+                              dhps, direct, sums)
             b, k, q = after(sync, b, k, T, alone)
 
 

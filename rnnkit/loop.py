@@ -90,12 +90,13 @@ def release(cache, ws):
 
 
 def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts=1, ws=FRESH):
-    """Back through run_forward. Returns dxp (T, B, G*H), dhp, dh0 and dc0.
+    """Back through run_forward. Returns dxp (T, B, G*H), dhp, dh0, dc0 and the bias gradients.
 
     dhp is a tuple of column blocks (T, B, n) that side by side make the gradient of
     hp = h_prev @ W_hh.T (+ b_hh), without copying them together: (dxp,) for RNN and LSTM, where
     the two are equal, and (dxp[..., :2H], dn * r) for the fused GRU. dW_hh = sum_t dhp[t].T @
-    h_prevs[t] is left to the caller: one product per block over all steps.
+    h_prevs[t] is left to the caller: one product per block over all steps. The bias gradients,
+    (db_ih, db_hh), are the column sums of dxp and of dhp over all steps and rows.
     """
     if cache.fused:
         return fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts, ws)
@@ -125,7 +126,7 @@ def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts=1, ws
             dh += dh_skip
             if dc is not None:
                 dc += dc_skip
-    return dxp, (dhp,), dh, dc
+    return dxp, (dhp,), dh, dc, (dxp.sum((0, 1)), dhp.sum((0, 1)))
 
 
 # --- the fused path: one Numba call per direction -------------------------------------------------
@@ -257,6 +258,9 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
 
 
 def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
+    """The compiled backward loop. Its kernel sums each row's gradients into the bias gradients as it
+    writes them, a row of sums per task (no two threads add to one): NumPy's dxp.sum(0) after it
+    took 0.36 ms of LSTM (100, 32, 128, 128)'s 12.5 ms training step (a throwaway timing)."""
     T, B, H = dout.shape
     saved = cache.saved                                # becomes dxp
     W_hh = np.ascontiguousarray(W_hh)
@@ -272,12 +276,19 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
         buffer = ws.flat(size, W_hh.dtype)
     edges, Wk = kernels.backward_weights(W_hh, parts, buffer)
     sync = kernels.phases(T, P)
+    GH = W_hh.shape[0]
+    sums = np.zeros((P, GH + (H if isinstance(step, GRUStep) else 0)), dout.dtype)
     if isinstance(step, LSTMStep):
-        kernels.lstm_backward[P](saved, cache.extra, cache.c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sync)
+        kernels.lstm_backward[P](saved, cache.extra, cache.c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sums,
+                                 sync)
     elif isinstance(step, GRUStep):                # cache.extra (hp_n) becomes dn * r
-        kernels.gru_backward[P](saved, cache.extra, cache.h_prevs, Wk, edges, dout, dh, lengths, reverse, sync)
+        kernels.gru_backward[P](saved, cache.extra, cache.h_prevs, Wk, edges, dout, dh, lengths, reverse, sums, sync)
         dhp = (saved[:, :, :2 * H], cache.extra)
     else:
-        kernels.rnn_backward[P](saved, Wk, edges, dout, dh, lengths, reverse, step.nonlinearity == "relu", sync)
+        kernels.rnn_backward[P](saved, Wk, edges, dout, dh, lengths, reverse, step.nonlinearity == "relu", sums,
+                                sync)
     ws.give_back(buffer)
-    return saved, dhp, dh, dc
+    sums = sums.sum(0)
+    db_ih = sums[:GH]
+    db_hh = np.concatenate((sums[:2 * H], sums[GH:])) if isinstance(step, GRUStep) else db_ih
+    return saved, dhp, dh, dc, (db_ih, db_hh)

@@ -192,7 +192,7 @@ class RNNBase(Module):
                 k = layer * D + d
                 W_ih, W_hh, b_ih, _ = self._weights(layer, d)
                 step_cache = cache["caches"][k]
-                dxp, dhp, dh0[k], dc_first = run_backward(
+                dxp, dhp, dh0[k], dc_first, (db_ih, db_hh) = run_backward(
                     self.step, W_hh, np.ascontiguousarray(dy[:, :, d * H:(d + 1) * H]), dh_n[k],
                     None if dc_n is None else dc_n[k], cache["mask"], d == 1, step_cache, P, ws)
                 if dc0 is not None:
@@ -202,16 +202,13 @@ class RNNBase(Module):
                 dxp2 = dxp.reshape(T * B, GH)
                 add_matmul(g["weight_ih" + s], dxp2.T, x2, P, ws)            # one product over all steps
                 if b_ih is not None:
-                    db = dxp2.sum(0)
-                    g["bias_ih" + s] += db
+                    g["bias_ih" + s] += db_ih
+                    g["bias_hh" + s] += db_hh
                 col = 0
                 for block in dhp:                                          # dhp's column blocks
                     n = block.shape[2]
                     block2 = block.reshape(T * B, n)
                     add_matmul(g["weight_hh" + s][col:col + n], block2.T, step_cache.h_prevs.reshape(T * B, H), P, ws)
-                    if b_ih is not None:                                   # a block of dxp's columns: its sum is db's
-                        g["bias_hh" + s][col:col + n] += db[col:col + n] if np.may_share_memory(block, dxp) \
-                            else block2.sum(0)
                     col += n
                 dx_d = product(dxp2, W_ih, P, ws=ws)                       # into this layer's input
                 dx = dx_d if dx is None else dx + dx_d

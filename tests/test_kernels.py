@@ -44,9 +44,10 @@ def flat(state):
 
 @pytest.mark.parametrize("mode,nl", CELLS)
 @pytest.mark.parametrize("lengths", [np.array([6, 2, 5, 1]), None])   # None: h_prevs in the output's memory
-def test_fused_equals_numpy_steps(mode, nl, lengths, monkeypatch):
+@pytest.mark.parametrize("bias", [True, False])           # the kernels sum the bias gradients as they go
+def test_fused_equals_numpy_steps(mode, nl, lengths, bias, monkeypatch):
     rng = np.random.default_rng(0)
-    layer = make(mode, nl, np.float64, num_layers=2, bidirectional=True, bias=mode != "GRU")
+    layer = make(mode, nl, np.float64, num_layers=2, bidirectional=True, bias=bias)
     T, B = 6, 4
     x = rng.standard_normal((T, B, 5))
     dy = rng.standard_normal((T, B, 14))
