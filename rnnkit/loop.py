@@ -126,7 +126,8 @@ def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts=1, ws
             dh += dh_skip
             if dc is not None:
                 dc += dc_skip
-    return dxp, (dhp,), dh, dc, (dxp.sum((0, 1)), dhp.sum((0, 1)))
+    db_ih = dxp.sum((0, 1))
+    return dxp, (dhp,), dh, dc, (db_ih, db_ih if dhp is dxp else dhp.sum((0, 1)))
 
 
 # --- the fused path: one Numba call per direction -------------------------------------------------
