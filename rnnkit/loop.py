@@ -241,17 +241,18 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
         buffer = ws.flat(kernels.weights_size(W_hh, parts, I), dt)
         edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih)
         Wn = Wh = np.empty((parts, 0, 0, packed.V), dt)   # the GRU's n products apart: only with x
-    sync = kernels.phases(T, P)
+    sync, claims = kernels.phases(T, P), kernels.shares(T, P, 3 if Wn.shape[1] > 0 else 1)
     if isinstance(step, LSTMStep):
         c_prevs, extra = ws.empty(kept, dt), ws.empty(scratch, dt)
         kernels.lstm_forward[P](xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra,
-                                sync)
+                                sync, claims)
     elif isinstance(step, GRUStep):
         extra = ws.empty(scratch, dt)
-        kernels.gru_forward[P](xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra, sync)
+        kernels.gru_forward[P](xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra, sync,
+                               claims)
     else:
         relu = step.nonlinearity == "relu"
-        kernels.rnn_forward[P](xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync)
+        kernels.rnn_forward[P](xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync, claims)
     if not keep:
         ws.give_back(h_prevs, c_prevs, extra, buffer)
         return out, h, c, None
@@ -276,18 +277,19 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
         ws.give_back(buffer)
         buffer = ws.flat(size, W_hh.dtype)
     edges, Wk = kernels.backward_weights(W_hh, parts, buffer)
-    sync = kernels.phases(T, P)
+    sync, claims = kernels.phases(T, P), kernels.shares(T, P)
     GH = W_hh.shape[0]
     sums = np.zeros((P, GH + (H if isinstance(step, GRUStep) else 0)), dout.dtype)
     if isinstance(step, LSTMStep):
         kernels.lstm_backward[P](saved, cache.extra, cache.c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sums,
-                                 sync)
+                                 sync, claims)
     elif isinstance(step, GRUStep):                # cache.extra (hp_n) becomes dn * r
-        kernels.gru_backward[P](saved, cache.extra, cache.h_prevs, Wk, edges, dout, dh, lengths, reverse, sums, sync)
+        kernels.gru_backward[P](saved, cache.extra, cache.h_prevs, Wk, edges, dout, dh, lengths, reverse, sums, sync,
+                                claims)
         dhp = (saved[:, :, :2 * H], cache.extra)
     else:
         kernels.rnn_backward[P](saved, Wk, edges, dout, dh, lengths, reverse, step.nonlinearity == "relu", sums,
-                                sync)
+                                sync, claims)
     ws.give_back(buffer)
     sums = sums.sum(0)
     db_ih = sums[:GH]
