@@ -248,17 +248,13 @@ if ENABLED:
     panel_rows = numba.njit(inline="always", **FAST)(panel_rows)
 
 
-def next_chunk(c, jp, chunks, first_panel, panels, K, line, beyond):
-    """The chunk of W that gemm multiplies after panel jp's chunk c, of panels first_panel to panels
-    - 1: its first cache line in Wk (line values a line) and its lines; after the last, the first
-    chunk of panel `panels` where that is below `beyond` (the panels a caller of gemm_panels takes
-    next), else (0, 0)."""
+def next_chunk(c, jp, chunks, first_panel, panels, K, line):
+    """The chunk of W that gemm multiplies after panel jp's chunk c: its first cache line in Wk
+    (line values a line) and its lines; (0, 0) after the last."""
     if jp + 1 < panels:
         jp += 1
     elif c + 1 < chunks:
         jp, c = first_panel, c + 1
-    elif panels < beyond:
-        jp, c = panels, 0
     else:
         return 0, 0
     k0, k1 = K * c // chunks, K * (c + 1) // chunks
@@ -269,9 +265,9 @@ if ENABLED:
     next_chunk = numba.njit(inline="always", **FAST)(next_chunk)
 
 
-def whole_panels(X, A, Wk, C, j0, j1):
-    """gemm over panels j0 to j1 - 1 of those that C holds whole, the padded one at its edge left
-    out; returns how many C holds whole. It and the tiles allocate nothing, so they compile without Numba's reference counts:
+def whole_panels(X, A, Wk, C):
+    """gemm over the panels that C holds whole, the padded one at its edge left out; returns how
+    many. It and the tiles allocate nothing, so they compile without Numba's reference counts:
     with them, every view of an array (each tile takes one per row of A, of W's panel and of C)
     and every call of a tile counted references up and down with atomic instructions on the
     arrays' shared counters, in the hot loop of every step's product. `python bench/compare.py
@@ -282,17 +278,16 @@ def whole_panels(X, A, Wk, C, j0, j1):
     within the noise. Without the tiles' counts removed (da63327), the layers gained nothing."""
     B, K = A.shape[0], X.shape[1] + A.shape[1]
     whole = min(Wk.shape[0], C.shape[1] // V)
-    j1 = min(j1, whole)
-    wide = j0 + max(j1 - j0, 0) // WIDE * WIDE if B == 1 else j0
-    for jp in range(j0, wide, WIDE):
+    wide = whole // WIDE * WIDE if B == 1 else 0
+    for jp in range(0, wide, WIDE):
         tile_wide(X, A, Wk, C, 0, jp, 0, K, False)
     chunks = -(-K // KC) if B > R else 1
     flat, line = Wk.reshape(-1), LINE // Wk.itemsize
     prefetching = Wk.size * Wk.itemsize > PREFETCH_BYTES and B <= PREFETCH_ROWS
     for c in range(chunks):
         k0, k1 = K * c // chunks, K * (c + 1) // chunks
-        for jp in range(wide, j1):
-            first, lines = next_chunk(c, jp, chunks, wide, j1, K, line, whole) if prefetching else (0, 0)
+        for jp in range(wide, whole):
+            first, lines = next_chunk(c, jp, chunks, wide, whole, K, line) if prefetching else (0, 0)
             panel_rows(X, A, Wk, C, jp, k0, k1, c > 0, flat, first, lines)
     return whole
 
@@ -315,34 +310,26 @@ def gemm(X, A, Wk, C):
     and (20, 2600, 650), 1.03-1.06 at (20, 650, 650), 1.00-1.05 at (32, 512, 1024); at 64 rows,
     0.99-1.02, and a layer at (100, 64, 512, 512) ran slower with it (`python bench/compare.py`,
     LSTM inference 0.914); where W fits L2, 0.89-0.98."""
-    whole = whole_panels(X, A, Wk, C, 0, Wk.shape[0])
+    whole = whole_panels(X, A, Wk, C)
     if whole < Wk.shape[0]:
         edge = np.empty((A.shape[0], V), C.dtype)
         panel_rows(X, A, Wk[whole:whole + 1], edge, 0, 0, X.shape[1] + A.shape[1], False, Wk.reshape(-1), 0, 0)
         C[:, whole * V:] = edge[:, :C.shape[1] - whole * V]
 
 
-def gemm_panels(X, A, Wk, C, j0, j1):
-    """gemm's product for W's panels j0 to j1 - 1 alone, into their columns of C, which holds every
-    panel whole (NP * V columns): a share of a step's product (rnnkit.kernels.product_part). Where
-    W is prefetched, the last chunk prefetches panel j1's first, which the thread takes next if no
-    other has."""
-    whole_panels(X, A, Wk, C, j0, j1)
+_compiled = None
 
 
-_compiled = {}
-
-
-def compiled(f=gemm):
-    """gemm (or gemm_panels) compiled (on the first call, or loaded from Numba's cache), for float32
-    and float64, under the straight-line vectorizer. Given its signatures it never compiles again,
-    so the kernels that call it (compiled with the loop vectorizer, which their gate loops need)
-    link this build."""
-    if f.__name__ not in _compiled:
-        ranges = (numba.intp, numba.intp) if f is gemm_panels else ()
+def compiled():
+    """gemm compiled (on the first call, or loaded from Numba's cache), for float32 and float64,
+    under the straight-line vectorizer. Given its signatures it never compiles again, so the
+    kernels that call it (compiled with the loop vectorizer, which their gate loops need) link
+    this build."""
+    global _compiled
+    if _compiled is None:
         signatures = [numba.void(numba.types.Array(t, 2, "A"), numba.types.Array(t, 2, "A"),
-                                 numba.types.Array(t, 3, "C"), numba.types.Array(t, 2, "C"), *ranges)
+                                 numba.types.Array(t, 3, "C"), numba.types.Array(t, 2, "C"))
                       for t in (numba.float32, numba.float64)]
         with _straight_line_vectorizer():
-            _compiled[f.__name__] = numba.njit(signatures, cache=True, **FAST)(f)
-    return _compiled[f.__name__]
+            _compiled = numba.njit(signatures, cache=True, **FAST)(gemm)
+    return _compiled

@@ -274,14 +274,6 @@ if ENABLED:
         product = packed.compiled()
         return lambda X, A, Wk, C: product(X, A, Wk, C)
 
-    def gemm_panels(X, A, Wk, C, j0, j1):
-        """rnnkit.gemm.gemm_panels, compiled as gemm is."""
-
-    @overload(gemm_panels, inline="always")
-    def _gemm_panels(X, A, Wk, C, j0, j1):
-        product = packed.compiled(packed.gemm_panels)
-        return lambda X, A, Wk, C, j0, j1: product(X, A, Wk, C, j0, j1)
-
     jit = numba.njit(**OPTIONS)
     inline = numba.njit(inline="always", **OPTIONS)
 
@@ -429,46 +421,17 @@ def pass_state(b, a, saved_, o_, h_prev, h_next):
 
 
 @_inline
-def next_share(claims, p, q, g):
-    """The next share (part, group) of a step's product for the thread whose task is part p, after
-    share (q, g), or (-1, -1): its own part's groups of panels from the first on, then, once it
-    finds one claimed, the other parts' groups from their last back, until it finds one claimed.
-    So the owner of a part takes its groups from the front and a thread done with its own takes
-    them from the back, each claimed once (claims (P, S): a flag per group), and a thread whose
-    core runs slower than the other's does less of the product instead of making it wait."""
-    P, S = claims.shape
-    if q == p:
-        if g + 1 < S and claim(claims, p, g + 1):
-            return p, g + 1
-        q, g = (p + 1) % P, S
-    while q != p:
-        if g > 0 and claim(claims, q, g - 1):
-            return q, g - 1
-        q, g = (q + 1) % P, S
-    return np.int64(-1), np.int64(-1)
-
-
-@_inline
-def group_panels(g, S, NP):
-    """Group g's panels, of NP panels in S groups."""
-    return NP * g // S, NP * (g + 1) // S
-
-
-@_inline
-def product_part(p, P, X, A, Wk, C, claims):
-    """Thread p's share of a step's product [X, A] @ W (X may have no columns), of P threads:
-    where the threads split the units (W packed in P parts), all rows times the panels of each
-    share next_share gives it, part q's into C[q]; where each works alone (W packed whole), its
-    block of rows times all columns, into C[0]."""
+def product_part(p, P, X, A, Wk, C):
+    """Thread p's share of a step's product [X, A] @ W (X may have no columns), of P threads, and
+    which part of C holds it and which rows: where the threads split the units (W packed in P
+    parts), all rows times part p's columns, into C[p]; where each works alone (W packed whole),
+    its block of rows times all columns, into C[0]."""
     if Wk.shape[0] < P:
         b0, b1 = rows(p, P, A.shape[0])
         gemm(X[b0:b1], A[b0:b1], Wk[0], C[0, b0:b1])
-        return
-    q, g = next_share(claims, p, p, -1)
-    while q >= 0:
-        j0, j1 = group_panels(g, claims.shape[1], Wk.shape[1])
-        gemm_panels(X, A, Wk[q], C[q], j0, j1)
-        q, g = next_share(claims, p, q, g)
+        return 0, b0, b1
+    gemm(X, A, Wk[p], C[p])
+    return p, 0, A.shape[0]
 
 
 @_inline
@@ -480,33 +443,16 @@ def add_row(sums, row):
 
 
 @_inline
-def into_h_prev(p, P, edges, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct, claims):
-    """Thread p's share of dh = dhp_t @ W_hh (+ the direct path), as product_part splits it, each
-    share's columns of dhs into dh as soon as they are made; padded rows keep their dh."""
-    if Wk.shape[0] < P:
-        product_part(p, P, dhp_t[:, :0], dhp_t, Wk, dhs, claims)
-        b0, b1 = rows(p, P, dh.shape[0])
-        into_dh(b0, b1, 0, edges[1] - edges[0], edges[0], t, lengths, dhs[0], dh, direct, has_direct)
-        return
-    q, g = next_share(claims, p, p, -1)
-    while q >= 0:
-        j0, j1 = group_panels(g, claims.shape[1], Wk.shape[1])
-        gemm_panels(dhp_t[:, :0], dhp_t, Wk[q], dhs[q], j0, j1)
-        u0, u1 = units(edges, q)
-        into_dh(0, dh.shape[0], min(j0 * packed.V, u1 - u0), min(j1 * packed.V, u1 - u0), u0, t, lengths, dhs[q], dh,
-                direct, has_direct)
-        q, g = next_share(claims, p, q, g)
-
-
-@_inline
-def into_dh(b0, b1, j0, j1, u0, t, lengths, dhs_q, dh, direct, has_direct):
-    """Rows b0 to b1 - 1 of dhs_q's columns j0 to j1 - 1 into dh's units from u0 + j0 on, plus the
-    direct path; padded rows keep their dh."""
+def into_h_prev(p, P, edges, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct):
+    """Thread p's share of dh = dhp_t @ W_hh (+ the direct path), as product_part splits it;
+    padded rows keep their dh."""
+    q, b0, b1 = product_part(p, P, dhp_t[:, :0], dhp_t, Wk, dhs)
+    j0, j1 = units(edges, q)
     n = j1 - j0
     for b in range(b0, b1):
-        dh_, dhs_ = dh[b, u0 + j0:u0 + j1], dhs_q[b, j0:j1]
+        dh_, dhs_ = dh[b, j0:j1], dhs[q, b, :n]
         if has_direct:
-            direct_ = direct[b, u0 + j0:u0 + j1]
+            direct_ = direct[b, j0:j1]
             for j in range(n):
                 dh_[j] = dhs_[j] + direct_[j]
         elif t < lengths[b]:
@@ -528,15 +474,6 @@ def phases(T, P):
     """The meeting points of a sequence of T steps on P parts: per phase, a claim flag per task and
     a count of those done; in the last row, a count of the threads that have started."""
     return np.zeros((2 * T + 1, P + 1), np.int64)
-
-
-GROUPS = 8      # groups of panels per part of a step's product, each claimed apart (next_share)
-
-
-def shares(T, P, products=1):
-    """The claims of a sequence of T steps on P parts, for next_share: per step, per product of the
-    step (the GRU's input inside: three), per part, a flag for each of its GROUPS groups of panels."""
-    return np.zeros((T, products, P, GROUPS), np.int64)
 
 
 @_inline
@@ -647,10 +584,10 @@ def rnn_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, relu, ke
 
 
 @_inline
-def rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, claims):
+def rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps):
     s = k // 2
     if k % 2 == 0:
-        product_part(q, P, hs[s % 2, :, :0], hs[s % 2], Wk, hps, claims[s, 0])
+        product_part(q, P, hs[s % 2, :, :0], hs[s % 2], Wk, hps)
     else:
         b0, b1 = rows(q, P, hs.shape[1])
         rnn_forward_rows(b0, b1, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep,
@@ -658,7 +595,7 @@ def rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, 
 
 
 @_twins
-def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync, claims):
+def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync):
     """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out."""
     T = xp.shape[0]
     hps, hs, _ = forward_scratch(Wk, h)
@@ -666,7 +603,7 @@ def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, claims)
+            rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
             b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 
@@ -691,17 +628,17 @@ def rnn_backward_rows(b0, b1, t, saved, dout, dh, lengths, relu, sums):
 
 
 @_inline
-def rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums, claims):
+def rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums):
     if k % 2 == 1:                                                   # dh_prev of the step before
         t1 = order(T - (k + 1) // 2, T, reverse)
-        into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False, claims[k // 2, 0])
+        into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
     else:
         b0, b1 = rows(q, P, dh.shape[0])
         rnn_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, dout, dh, lengths, relu, sums[q])
 
 
 @_twins
-def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sums, sync, claims):
+def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sums, sync):
     """saved (T, B, H) becomes dxp = dhp; dh (B, H) is dh_n in, dh0 out; sums (P, H) gets dxp's
     column sums, each task's rows apart (loop.fused_backward)."""
     T, B, _ = saved.shape
@@ -710,7 +647,7 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sums, sync,
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums, claims)
+            rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums)
             b, k, q = after(sync, b, k, T, alone)
 
 
@@ -760,10 +697,10 @@ def lstm_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, c, lengths, keep
 
 @_inline
 def lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps,
-                      zeros, claims):
+                      zeros):
     s, t = k // 2, order(k // 2, T, reverse)
     if k % 2 == 0:
-        product_part(q, P, x[t], hs[s % 2], Wk, hps, claims[s, 0])
+        product_part(q, P, x[t], hs[s % 2], Wk, hps)
     else:
         b0, b1 = rows(q, P, hs.shape[1])
         lstm_forward_rows(b0, b1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out, h_prevs, c_prevs,
@@ -771,7 +708,7 @@ def lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths,
 
 
 @_twins
-def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs, sync, claims):
+def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs, sync):
     """xp (T, B, 4H) becomes [i, f, g, o]; h, c (B, H) are h0, c0 in and h_n, c_n out.
     tcs holds tanh(c) per step, or has one step (scratch) when keep is False. x (T, B, I): the
     input, where Wk packs W_ih too (forward_weights) and xp is written, not read (one step of
@@ -783,7 +720,7 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
             lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
-                              c_prevs, tcs, hps, zeros, claims)
+                              c_prevs, tcs, hps, zeros)
             b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 
@@ -813,10 +750,10 @@ def lstm_backward_rows(b0, b1, t, saved, tcs, c_prevs, dout, dh, dc, lengths, su
 
 
 @_inline
-def lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs, sums, claims):
+def lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs, sums):
     if k % 2 == 1:                                                   # dh_prev of the step before
         t1 = order(T - (k + 1) // 2, T, reverse)
-        into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False, claims[k // 2, 0])
+        into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
     else:
         b0, b1 = rows(q, P, dh.shape[0])
         lstm_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, tcs, c_prevs, dout, dh, dc, lengths,
@@ -824,7 +761,7 @@ def lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout
 
 
 @_twins
-def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sums, sync, claims):
+def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sums, sync):
     """saved (T, B, 4H) becomes dxp = dhp; dh, dc (B, H) are dh_n, dc_n in and dh0, dc0 out; sums
     (P, 4H) gets dxp's column sums, each task's rows apart (loop.fused_backward)."""
     T, B, _ = saved.shape
@@ -834,7 +771,7 @@ def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
             lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs,
-                               sums, claims)
+                               sums)
             b, k, q = after(sync, b, k, T, alone)
 
 
@@ -881,14 +818,14 @@ def gru_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, keep, ou
 
 @_inline
 def gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps,
-                     hns, hhs, zeros, claims):
+                     hns, hhs, zeros):
     s, t = k // 2, order(k // 2, T, reverse)
     if k % 2 == 0:
         X, A = x[t], hs[s % 2]
-        product_part(q, P, X, A, Wk, hps, claims[s, 0])
+        product_part(q, P, X, A, Wk, hps)
         if Wn.shape[1] > 0:
-            product_part(q, P, X, A[:, :0], Wn, hns, claims[s, 1])
-            product_part(q, P, X[:, :0], A, Wh, hhs, claims[s, 2])
+            product_part(q, P, X, A[:, :0], Wn, hns)
+            product_part(q, P, X[:, :0], A, Wh, hhs)
     else:
         b0, b1 = rows(q, P, hs.shape[1])
         gru_forward_rows(b0, b1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out, h_prevs, hp_ns, hps,
@@ -896,7 +833,7 @@ def gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, leng
 
 
 @_twins
-def gru_forward(xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns, sync, claims):
+def gru_forward(xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns, sync):
     """xp (T, B, 3H) becomes [r, z, n]; h (B, H) is h0 in, h_n out.
     hp_ns holds W_hn h_prev + b_hn per step, or has one step (scratch) when keep is False.
     Inference (keep False) can take x (T, B, I) instead, with Wk, Wn and Wh from gru_input_weights
@@ -910,7 +847,7 @@ def gru_forward(xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
             gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs,
-                             hp_ns, hps, hns, hhs, zeros, claims)
+                             hp_ns, hps, hns, hhs, zeros)
             b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 
@@ -948,9 +885,9 @@ def gru_backward_rows(b0, b1, t, saved, hp_ns, h_prevs, dout, dh, direct, dhp_t,
 
 @_inline
 def gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct,
-                      sums, claims):
+                      sums):
     if k % 2 == 1:                                                   # dh_prev of the step before
-        into_h_prev(q, P, edges, 0, lengths, dhps[(k - 1) // 2 % 2], Wk, dhs, dh, direct, True, claims[k // 2, 0])
+        into_h_prev(q, P, edges, 0, lengths, dhps[(k - 1) // 2 % 2], Wk, dhs, dh, direct, True)
     else:
         b0, b1 = rows(q, P, dh.shape[0])
         gru_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, hp_ns, h_prevs, dout, dh, direct,
@@ -958,7 +895,7 @@ def gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dou
 
 
 @_twins
-def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, sums, sync, claims):
+def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, sums, sync):
     """saved (T, B, 3H) becomes dxp = [dr, dz, dn] and hp_ns (T, B, H) becomes dn * r, the rest of
     dhp = [dr, dz, dn * r]; dh (B, H) is dh_n in, dh0 out; sums (P, 4H) gets the column sums of
     dxp and of dn * r side by side, each task's rows apart (loop.fused_backward)."""
@@ -971,7 +908,7 @@ def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, s
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
             gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
-                              dhps, direct, sums, claims)
+                              dhps, direct, sums)
             b, k, q = after(sync, b, k, T, alone)
 
 

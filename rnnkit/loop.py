@@ -241,18 +241,17 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
         buffer = ws.flat(kernels.weights_size(W_hh, parts, I), dt)
         edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih)
         Wn = Wh = np.empty((parts, 0, 0, packed.V), dt)   # the GRU's n products apart: only with x
-    sync, claims = kernels.phases(T, P), kernels.shares(T, P, 3 if Wn.shape[1] > 0 else 1)
+    sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):
         c_prevs, extra = ws.empty(kept, dt), ws.empty(scratch, dt)
         kernels.lstm_forward[P](xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra,
-                                sync, claims)
+                                sync)
     elif isinstance(step, GRUStep):
         extra = ws.empty(scratch, dt)
-        kernels.gru_forward[P](xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra, sync,
-                               claims)
+        kernels.gru_forward[P](xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra, sync)
     else:
         relu = step.nonlinearity == "relu"
-        kernels.rnn_forward[P](xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync, claims)
+        kernels.rnn_forward[P](xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync)
     if not keep:
         ws.give_back(h_prevs, c_prevs, extra, buffer)
         return out, h, c, None
@@ -277,19 +276,18 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
         ws.give_back(buffer)
         buffer = ws.flat(size, W_hh.dtype)
     edges, Wk = kernels.backward_weights(W_hh, parts, buffer)
-    sync, claims = kernels.phases(T, P), kernels.shares(T, P)
+    sync = kernels.phases(T, P)
     GH = W_hh.shape[0]
     sums = np.zeros((P, GH + (H if isinstance(step, GRUStep) else 0)), dout.dtype)
     if isinstance(step, LSTMStep):
         kernels.lstm_backward[P](saved, cache.extra, cache.c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sums,
-                                 sync, claims)
+                                 sync)
     elif isinstance(step, GRUStep):                # cache.extra (hp_n) becomes dn * r
-        kernels.gru_backward[P](saved, cache.extra, cache.h_prevs, Wk, edges, dout, dh, lengths, reverse, sums, sync,
-                                claims)
+        kernels.gru_backward[P](saved, cache.extra, cache.h_prevs, Wk, edges, dout, dh, lengths, reverse, sums, sync)
         dhp = (saved[:, :, :2 * H], cache.extra)
     else:
         kernels.rnn_backward[P](saved, Wk, edges, dout, dh, lengths, reverse, step.nonlinearity == "relu", sums,
-                                sync, claims)
+                                sync)
     ws.give_back(buffer)
     sums = sums.sum(0)
     db_ih = sums[:GH]
