@@ -1,10 +1,85 @@
-"""Shared test helpers: PyTorch twins of rnnkit layers, and a loss that touches every output."""
+"""Shared test helpers: PyTorch twins of rnnkit layers, and a loss that touches every output; and,
+under pytest-xdist, the Numba kernels compiled once, shared out between the workers."""
 from __future__ import annotations
+
+import os
+import tempfile
+import time
 
 import numpy as np
 import pytest
 
 import rnnkit
+
+WARM_MODES = ("LSTM", "GRU", "RNN")      # shared out in turn: with two workers, LSTM and RNN, and GRU
+WARM_WAIT = 600                          # seconds, at most, that a worker waits for the others to compile
+
+
+def warm_kernels(modes):
+    """Compile the layer kernels of `modes`, serial and threaded, float32 and float64, forward,
+    backward and inference (the LSTM's cell too), into Numba's on-disk cache, by running small
+    layers through them."""
+    from rnnkit import kernels
+    saved = kernels.MIN_UNITS, kernels.MIN_WORK, kernels.THREADS, kernels.ADAPT
+    kernels.MIN_UNITS, kernels.MIN_WORK, kernels.ADAPT = 1, 0, False
+    rng = np.random.default_rng(0)
+    try:
+        for mode in modes:
+            for dtype in (np.float32, np.float64):
+                for threads in (1, 2):
+                    kernels.THREADS = threads
+                    layer = make_layer(mode, input_size=5, hidden_size=7, dtype=dtype)
+                    x = rng.standard_normal((32, 4, 5)).astype(dtype)      # 128 rows: packed products
+                    out, _ = layer(x, lengths=[32, 5, 20, 1])
+                    layer.backward(np.ones_like(out))
+                    with rnnkit.no_grad():
+                        layer(x)
+                if mode == "LSTM":
+                    rnnkit.LSTMCell(5, 7, dtype=dtype)(x[0])
+    finally:
+        kernels.MIN_UNITS, kernels.MIN_WORK, kernels.THREADS, kernels.ADAPT = saved
+
+
+def pytest_configure(config):
+    """Each pytest-xdist worker compiles its share of the kernels (WARM_MODES in turn), then waits
+    for the others before its first test, so that each kernel compiles in one worker and the rest
+    load it from the cache. Without this, on a fresh clone every worker compiled nearly every
+    kernel itself, the same ones at the same time."""
+    worker, count, folder = _warm_run()
+    from rnnkit import kernels
+    if worker is None or count < 2 or not kernels.ENABLED:
+        return
+    part = int(worker.removeprefix("gw"))
+    os.makedirs(folder, exist_ok=True)
+    try:
+        warm_kernels(WARM_MODES[part::count])
+    except Exception:             # the tests meet the same failure, and report it
+        pass
+    finally:
+        open(os.path.join(folder, worker), "w").close()
+    deadline = time.monotonic() + WARM_WAIT
+    while len(os.listdir(folder)) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def pytest_unconfigure(config):
+    """A worker's mark goes at its end (every worker passed the wait long before); the last takes the folder."""
+    worker, count, folder = _warm_run()
+    if worker is not None and count >= 2 and os.path.isdir(folder):
+        try:
+            os.remove(os.path.join(folder, worker))
+            os.rmdir(folder)
+        except OSError:
+            pass
+
+
+def _warm_run():
+    """This pytest-xdist worker's name (None outside a worker), the number of workers, and the
+    folder where each marks that it has compiled its share."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    folder = os.path.join(tempfile.gettempdir(), "rnnkit-warm-" + os.environ.get("PYTEST_XDIST_TESTRUNUID", "run"))
+    return worker, count, folder
 
 
 def torch_twin(layer):
