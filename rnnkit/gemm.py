@@ -317,19 +317,19 @@ def gemm(X, A, Wk, C):
         C[:, whole * V:] = edge[:, :C.shape[1] - whole * V]
 
 
-_compiled = None
+_compiled = {}
 
 
-def compiled():
-    """gemm compiled (on the first call, or loaded from Numba's cache), for float32 and float64,
-    under the straight-line vectorizer. Given its signatures it never compiles again, so the
-    kernels that call it (compiled with the loop vectorizer, which their gate loops need) link
-    this build."""
-    global _compiled
-    if _compiled is None:
-        signatures = [numba.void(numba.types.Array(t, 2, "A"), numba.types.Array(t, 2, "A"),
-                                 numba.types.Array(t, 3, "C"), numba.types.Array(t, 2, "C"))
-                      for t in (numba.float32, numba.float64)]
+def compiled(dtype=np.float32):
+    """gemm compiled for float32 or float64 arrays (on the first call for that dtype, or loaded from
+    Numba's cache) under the straight-line vectorizer. Given its signature it never compiles again,
+    so the kernels that call it (compiled with the loop vectorizer, which their gate loops need)
+    link this build. One dtype at a time: its tiles take minutes to compile from nothing."""
+    dtype = np.dtype(dtype)
+    if dtype not in _compiled:
+        t = numba.from_dtype(dtype)
+        signature = numba.void(numba.types.Array(t, 2, "A"), numba.types.Array(t, 2, "A"),
+                               numba.types.Array(t, 3, "C"), numba.types.Array(t, 2, "C"))
         with _straight_line_vectorizer():
-            _compiled = numba.njit(signatures, cache=True, **FAST)(gemm)
-    return _compiled
+            _compiled[dtype] = numba.njit([signature], cache=True, **FAST)(gemm)
+    return _compiled[dtype]

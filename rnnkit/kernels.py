@@ -271,7 +271,7 @@ if ENABLED:
 
     @overload(gemm, inline="always")
     def _gemm(X, A, Wk, C):
-        product = packed.compiled()
+        product = packed.compiled(numba.np.numpy_support.as_dtype(C.dtype))
         return lambda X, A, Wk, C: product(X, A, Wk, C)
 
     jit = numba.njit(**OPTIONS)

@@ -11,21 +11,22 @@ import pytest
 
 import rnnkit
 
-WARM_MODES = ("LSTM", "GRU", "RNN")      # shared out in turn: with two workers, LSTM and RNN, and GRU
-WARM_WAIT = 600                          # seconds, at most, that a worker waits for the others to compile
+WARM_DTYPES = (np.float32, np.float64)   # shared out in turn: with two workers, one each
+WARM_WAIT = 900                          # seconds, at most, that a worker waits for the others to compile
 
 
-def warm_kernels(modes):
-    """Compile the layer kernels of `modes`, serial and threaded, float32 and float64, forward,
-    backward and inference (the LSTM's cell too), into Numba's on-disk cache, by running small
-    layers through them."""
+def warm_kernels(dtypes):
+    """Compile the layer kernels for `dtypes` (RNN, LSTM and GRU; serial and threaded; forward,
+    backward and inference; the LSTM's cell too) into Numba's on-disk cache, by running small
+    layers through them. From nothing, one process took 517 s for both dtypes of the LSTM (with the
+    pieces that every layer shares, rnnkit.gemm's tiles among them) and 105 s more for the GRU."""
     from rnnkit import kernels
     saved = kernels.MIN_UNITS, kernels.MIN_WORK, kernels.THREADS, kernels.ADAPT
     kernels.MIN_UNITS, kernels.MIN_WORK, kernels.ADAPT = 1, 0, False
     rng = np.random.default_rng(0)
     try:
-        for mode in modes:
-            for dtype in (np.float32, np.float64):
+        for dtype in dtypes:
+            for mode in ("LSTM", "GRU", "RNN"):
                 for threads in (1, 2):
                     kernels.THREADS = threads
                     layer = make_layer(mode, input_size=5, hidden_size=7, dtype=dtype)
@@ -41,7 +42,7 @@ def warm_kernels(modes):
 
 
 def pytest_configure(config):
-    """Each pytest-xdist worker compiles its share of the kernels (WARM_MODES in turn), then waits
+    """Each pytest-xdist worker compiles its share of the kernels (WARM_DTYPES in turn), then waits
     for the others before its first test, so that each kernel compiles in one worker and the rest
     load it from the cache. Without this, on a fresh clone every worker compiled nearly every
     kernel itself, the same ones at the same time."""
@@ -52,7 +53,7 @@ def pytest_configure(config):
     part = int(worker.removeprefix("gw"))
     os.makedirs(folder, exist_ok=True)
     try:
-        warm_kernels(WARM_MODES[part::count])
+        warm_kernels(WARM_DTYPES[part::count])
     except Exception:             # the tests meet the same failure, and report it
         pass
     finally:

@@ -121,12 +121,12 @@ def test_packed_product_equals_numpy(B, K, N, dtype, threads, order):
     gemm.pack[threads](np.asarray(W, order=order), cols, packed)    # W read by rows or by columns
     for p, expected in enumerate([A @ W, np.where(np.arange(N) % 2 == 0, (A @ W)[:, cols[1, :N]], 0)]):
         C = np.full((B, packed.shape[1] * gemm.V), np.nan, dtype)
-        gemm.compiled()(A[:, :K // 3], A[:, K // 3:], packed[p], C)      # [X, A]: A's columns in two
+        gemm.compiled(dtype)(A[:, :K // 3], A[:, K // 3:], packed[p], C)  # [X, A]: A's columns in two
         assert relative_error(C[:, :N], expected) < (1e-6 if dtype == np.float32 else 1e-14)
         assert not C[:, N:].any()                          # the padded columns are zero
         memory = np.full(B * N + gemm.V, np.nan, dtype)    # C narrower than the panels: N columns,
         narrow = memory[:B * N].reshape(B, N)              # and nothing written past them
-        gemm.compiled()(A[:, :0], A, packed[p], narrow)                  # X with no columns
+        gemm.compiled(dtype)(A[:, :0], A, packed[p], narrow)             # X with no columns
         assert relative_error(narrow, expected) < (1e-6 if dtype == np.float32 else 1e-14)
         assert np.isnan(memory[B * N:]).all()
 
