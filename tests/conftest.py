@@ -44,8 +44,11 @@ def warm_kernels(dtypes):
 def pytest_configure(config):
     """Each pytest-xdist worker compiles its share of the kernels (WARM_DTYPES in turn), then waits
     for the others before its first test, so that each kernel compiles in one worker and the rest
-    load it from the cache. Without this, on a fresh clone every worker compiled nearly every
-    kernel itself, the same ones at the same time."""
+    load it from the cache. Without it, on a fresh clone both workers compiled nearly every kernel,
+    the same ones at the same time. A clean clone's `bash .ci/run` on the project's 2-core machine:
+    730 tests in 626.7 s without it; 601.8 s with the layers shared out by mode (the LSTM's
+    compilation, which took the pieces all layers share with it, held the other worker up); 404.9
+    s by dtype."""
     worker, count, folder = _warm_run()
     from rnnkit import kernels
     if worker is None or count < 2 or not kernels.ENABLED:
