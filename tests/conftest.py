@@ -20,25 +20,29 @@ def warm_kernels(dtypes):
     backward and inference; the LSTM's cell too) into Numba's on-disk cache, by running small
     layers through them. From nothing, one process took 517 s for both dtypes of the LSTM (with the
     pieces that every layer shares, rnnkit.gemm's tiles among them) and 105 s more for the GRU."""
-    from rnnkit import kernels
-    saved = kernels.MIN_UNITS, kernels.MIN_WORK, kernels.THREADS, kernels.ADAPT
-    kernels.MIN_UNITS, kernels.MIN_WORK, kernels.ADAPT = 1, 0, False
     rng = np.random.default_rng(0)
-    try:
-        for dtype in dtypes:
-            for mode in ("LSTM", "GRU", "RNN"):
-                for threads in (1, 2):
-                    kernels.THREADS = threads
+    for dtype in dtypes:
+        for mode in ("LSTM", "GRU", "RNN"):
+            for threads in (1, 2):
+                with pytest.MonkeyPatch.context() as monkeypatch:
+                    split_on(monkeypatch, threads)
                     layer = make_layer(mode, input_size=5, hidden_size=7, dtype=dtype)
                     x = rng.standard_normal((32, 4, 5)).astype(dtype)      # 128 rows: packed products
                     out, _ = layer(x, lengths=[32, 5, 20, 1])
                     layer.backward(np.ones_like(out))
                     with rnnkit.no_grad():
                         layer(x)
-                if mode == "LSTM":
-                    rnnkit.LSTMCell(5, 7, dtype=dtype)(x[0])
-    finally:
-        kernels.MIN_UNITS, kernels.MIN_WORK, kernels.THREADS, kernels.ADAPT = saved
+            if mode == "LSTM":
+                rnnkit.LSTMCell(5, 7, dtype=dtype)(x[0])
+
+
+def split_on(monkeypatch, threads):
+    """Layers of any size run on `threads` parts, whatever the other processes' load."""
+    from rnnkit import kernels
+    monkeypatch.setattr(kernels, "MIN_UNITS", 1)
+    monkeypatch.setattr(kernels, "MIN_WORK", 0)
+    monkeypatch.setattr(kernels, "THREADS", threads)
+    monkeypatch.setattr(kernels, "ADAPT", False)
 
 
 def pytest_configure(config):

@@ -10,7 +10,7 @@ import rnnkit
 from rnnkit import kernels, loop, products
 from rnnkit.gradcheck import relative_error
 
-from conftest import torch_twin
+from conftest import split_on, torch_twin
 
 pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
 CELLS = [("RNN", "tanh"), ("RNN", "relu"), ("LSTM", "tanh"), ("GRU", "tanh")]
@@ -20,14 +20,6 @@ def make(mode, nl, dtype, **kw):
     cls = {"RNN": rnnkit.RNN, "LSTM": rnnkit.LSTM, "GRU": rnnkit.GRU}[mode]
     extra = dict(nonlinearity=nl) if mode == "RNN" else {}
     return cls(5, 7, seed=1, dtype=dtype, **extra, **kw)
-
-
-def split_on(monkeypatch, threads):
-    """Layers of any size run on `threads` parts, whatever the other processes' load."""
-    monkeypatch.setattr(kernels, "MIN_UNITS", 1)
-    monkeypatch.setattr(kernels, "MIN_WORK", 0)
-    monkeypatch.setattr(kernels, "THREADS", threads)
-    monkeypatch.setattr(kernels, "ADAPT", False)
 
 
 def train_step(layer, x, lengths, dy, dstate):
