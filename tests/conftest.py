@@ -19,7 +19,8 @@ def warm_kernels(dtypes):
     """Compile the layer kernels for `dtypes` (RNN, LSTM and GRU; serial and threaded; forward,
     backward and inference; the LSTM's cell too) into Numba's on-disk cache, by running small
     layers through them. From nothing, one process took 517 s for both dtypes of the LSTM (with the
-    pieces that every layer shares, rnnkit.gemm's tiles among them) and 105 s more for the GRU."""
+    pieces that every layer shares, rnnkit.gemm's tiles among them) and 105 s more for the GRU (a
+    throwaway timing)."""
     rng = np.random.default_rng(0)
     for dtype in dtypes:
         for mode in ("LSTM", "GRU", "RNN"):
