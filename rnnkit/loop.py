@@ -4,9 +4,10 @@ Packed-sequence semantics come from a boolean mask (T, B, 1): where mask[t, b] i
 passes through unchanged and the output is zero. Run forward, that holds each sequence's last
 state to the end; run in reverse, it keeps the initial state until each sequence's own last step.
 
-With Numba (rnnkit.kernels.ENABLED) the whole loop is one compiled call per direction; without
-it, or with RNNKIT_NUMBA=0, each step runs the NumPy math of rnnkit.steps. Both give the same
-numbers (tests/test_kernels.py) and take the same arguments; each backward reads its own cache.
+With Numba (rnnkit.kernels.ENABLED) the whole loop is one compiled call per direction (but for
+calls too short to pay for it: `compiled`); without it, or with RNNKIT_NUMBA=0, each step runs
+the NumPy math of rnnkit.steps. Both give the same numbers (tests/test_kernels.py) and take the
+same arguments; each backward reads its own cache.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1,
     the compiled loop (rnnkit.kernels.parts); the NumPy steps ignore it. The cache's arrays, and
     scratch, come from the workspace ws (rnnkit.workspace); the output never does.
     """
-    if kernels.ENABLED and type(step) in (RNNStep, LSTMStep, GRUStep):
+    if compiled(step, *xp.shape[:2]):
         return fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, parts, ws)
     T, B, _ = xp.shape
     H = h0.shape[1]
@@ -132,6 +133,28 @@ def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts=1, ws
 
 # --- the fused path: one Numba call per direction -------------------------------------------------
 
+# a call that the NumPy steps run even with Numba: of at most SHORT_STEPS steps, or SHORT_ROWS rows
+# over all its steps (T * B)
+SHORT_STEPS = {RNNStep: 1, LSTMStep: 0, GRUStep: 0}
+SHORT_ROWS = {RNNStep: 8, LSTMStep: 2, GRUStep: 2}
+
+
+def compiled(step, T, B):
+    """Whether the compiled loop runs a call of T steps of B rows: with Numba, for rnnkit's own
+    steps, but not for a call too short to pay for packing W_hh (and W_ih) at its start, which the
+    NumPy steps run faster: one of at most SHORT_STEPS steps (the RNN's step is a product and a
+    tanh) or SHORT_ROWS rows over all its steps. Sampling calls a layer a step and a row at a time.
+    `python bench/short.py` (one run on the project's 2-core machine), the NumPy steps' time over
+    the compiled loop's at T = 1, B = 1 and I = H = 64 to 512, inference and training: RNN 0.40-0.63
+    and 0.69-0.79, LSTM 0.44-0.91 and 0.80-0.99, GRU 0.37-0.64 and 0.78-0.85. The NumPy LSTM and GRU
+    steps make a pass over memory per operation, so past a few rows the compiled loop wins even at
+    T = 1 (at B = 32 the NumPy LSTM took 1.47-2.00 and 1.02-1.77 of its time); the RNN's one step
+    took 0.50-1.15 and 0.74-1.04 there."""
+    if not kernels.ENABLED or type(step) not in SHORT_ROWS:
+        return False
+    return T > SHORT_STEPS[type(step)] and T * B > SHORT_ROWS[type(step)]
+
+
 def lengths_of(mask, T, B):
     return np.full(B, T, np.int64) if mask is None else mask[:, :, 0].sum(0).astype(np.int64)
 
@@ -148,7 +171,7 @@ def takes_input(step, x, W_hh, keep, parts):
     product, of H columns, ran slower than the projection of all steps in one product, and a batch
     of fewer rows runs tiles of fewer rows."""
     T, B, I = x.shape
-    if not kernels.ENABLED or B < packed.MIN_ROWS or type(step) not in (LSTMStep, GRUStep):
+    if not compiled(step, T, B) or B < packed.MIN_ROWS or type(step) not in (LSTMStep, GRUStep):
         return False
     if type(step) is GRUStep and (keep or kernels.packing_parts(parts, B, W_hh, I) == 1
                                   or not kernels.gru_input_pays(B, I, W_hh.shape[1], parts)):

@@ -14,6 +14,19 @@ from conftest import split_on, torch_twin
 
 pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
 CELLS = [("RNN", "tanh"), ("RNN", "relu"), ("LSTM", "tanh"), ("GRU", "tanh")]
+SHORT = loop.SHORT_STEPS, loop.SHORT_ROWS
+
+
+def compile_every_call(monkeypatch):
+    monkeypatch.setattr(loop, "SHORT_STEPS", dict.fromkeys(SHORT[0], 0))
+    monkeypatch.setattr(loop, "SHORT_ROWS", dict.fromkeys(SHORT[1], 0))
+
+
+@pytest.fixture(autouse=True)
+def compiled_however_short(monkeypatch):
+    """Here the compiled loop runs every call, however short (rnnkit.loop.compiled), so that these
+    tests reach it at their small sizes; test_short_calls_run_the_numpy_steps puts the rule back."""
+    compile_every_call(monkeypatch)
 
 
 def make(mode, nl, dtype, **kw):
@@ -54,6 +67,27 @@ def test_fused_equals_numpy_steps(mode, nl, lengths, bias, monkeypatch):
         assert relative_error(a, b) < 1e-10, "state or grad of state"
     for k in plain[4]:
         assert relative_error(fused[4][k], plain[4][k]) < 1e-10, k
+
+
+@pytest.mark.parametrize("mode,nl", CELLS)
+def test_short_calls_run_the_numpy_steps(mode, nl, monkeypatch):
+    """A call of one step and a row or two (as sampling makes) runs the NumPy steps, and so does
+    one step of the RNN at any batch; longer calls run the compiled loop; both give the same numbers."""
+    rng = np.random.default_rng(2)
+    layer = make(mode, nl, np.float64)
+    for T, B, numpy_steps in [(1, 1, True), (1, 2, True), (1, 32, mode == "RNN"), (3, 4, False), (9, 1, False)]:
+        x, dy = rng.standard_normal((T, B, 5)), rng.standard_normal((T, B, 7))
+        monkeypatch.setattr(loop, "SHORT_STEPS", SHORT[0])
+        monkeypatch.setattr(loop, "SHORT_ROWS", SHORT[1])
+        layer.forward(x)
+        assert layer._cache["caches"][0].fused is not numpy_steps, (T, B)
+        picked = train_step(layer, x, None, dy, None)
+        compile_every_call(monkeypatch)
+        compiled = train_step(layer, x, None, dy, None)
+        for a, b in zip(flat(picked[1]) + [picked[0], picked[2]], flat(compiled[1]) + [compiled[0], compiled[2]]):
+            assert relative_error(a, b) < 1e-10, (T, B)
+        for k in compiled[4]:
+            assert relative_error(picked[4][k], compiled[4][k]) < 1e-10, (T, B, k)
 
 
 @pytest.mark.parametrize("mode,nl", CELLS)
