@@ -654,69 +654,45 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sums, sync)
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
 
 @_inline
-def lstm_gate(g, b0, b1, t, lengths, a_, hps_q, zeros, bias, j0, n, H, m, fused):
-    """Gate g of [i, f, g, o] over one part's n units from j0, activated in place in rows b0 to b1 - 1
-    (not the padded ones): sigmoid, or tanh for g = 2. a_ (B, 4H) is the step's xp, hps_q (B, NP * V)
-    the part's product and bias its row of biases; where fused the product holds the input's term
-    too, and a row of zeros stands for the recurrent one."""
-    bg = bias[g * m:g * m + n]
-    for b in range(b0, b1):
-        if t >= lengths[b]:
-            continue
-        if fused:
-            pre, rec = hps_q[b, g * m:g * m + n], zeros[:n]
-        else:
-            pre, rec = a_[b, g * H + j0:g * H + j0 + n], hps_q[b, g * m:g * m + n]
-        if g == 2:
-            for k in range(n):
-                pre[k] = tanh(pre[k] + rec[k] + bg[k])
-        else:
-            for k in range(n):
-                pre[k] = sigmoid(pre[k] + rec[k] + bg[k])
-
-
-@_inline
 def lstm_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps,
                       zeros, fused):
-    """The gates of rows b0 to b1 - 1, part by part, each gate over all the rows before the next
-    (lstm_gate; the literal g of each call folds its branch away), then the cell row by row. Row by
-    row, each row's seven loops in turn, the same arithmetic took 1.06-1.40 of the time in a
-    throwaway timing of this function alone (one core, B = 1 to 32 rows, H = 64 to 650)."""
     P, H, m = hps.shape[0], h_prev.shape[1], part_width(edges)
-    a_, tcs_t = xp[t if keep or not fused else 0], tcs[t if keep else 0]
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, c, h_prevs, c_prevs, True)
+        a, tcb, o_ = xp[t if keep or not fused else 0, b], tcs[t if keep else 0, b], out[t, b]
         if t >= lengths[b]:
-            pass_state(b, a_[b], tcs_t[b], out[t, b], h_prev, h_next)      # i, f, g, o and tanh(c)
-    for q in range(P):
-        j0, j1 = units(edges, q)
-        n = j1 - j0
-        hq, bq = hps[q], bp[q]
-        lstm_gate(0, b0, b1, t, lengths, a_, hq, zeros, bq, j0, n, H, m, fused)
-        lstm_gate(1, b0, b1, t, lengths, a_, hq, zeros, bq, j0, n, H, m, fused)
-        lstm_gate(2, b0, b1, t, lengths, a_, hq, zeros, bq, j0, n, H, m, fused)
-        lstm_gate(3, b0, b1, t, lengths, a_, hq, zeros, bq, j0, n, H, m, fused)
-        for b in range(b0, b1):
-            if t >= lengths[b]:
-                continue
-            a = a_[b]
+            pass_state(b, a, tcb, o_, h_prev, h_next)                  # i, f, g, o and tanh(c)
+            continue
+        for q in range(P):
+            j0, j1 = units(edges, q)
+            n = j1 - j0
             xi, xf, xg, xo = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
-            if fused:
-                ai, af, ag, ao = gate_blocks(hq[b], m, 4)
+            if fused:                                                # hps holds the input's term too
+                ai, af, ag, ao = gate_blocks(hps[q, b], m, 4)
+                hi = hf = hg = ho = zeros
             else:
                 ai, af, ag, ao = xi, xf, xg, xo
-            c_, tc_, oq = c[b, j0:j1], tcs_t[b, j0:j1], out[t, b, j0:j1]
+                hi, hf, hg, ho = gate_blocks(hps[q, b], m, 4)
+            bi, bf, bg, bo = gate_blocks(bp[q], m, 4)
+            c_, tc_, oq = c[b, j0:j1], tcb[j0:j1], o_[j0:j1]
             for k in range(n):
-                c_k = af[k] * c_[k] + ai[k] * ag[k]                  # c = f c_prev + i g
-                tc = tanh(c_k)
-                c_[k], tc_[k] = c_k, tc
-                oq[k] = ao[k] * tc                                   # h = o tanh(c)
+                ai[k] = sigmoid(ai[k] + hi[k] + bi[k])
+            for k in range(n):
+                af[k] = sigmoid(af[k] + hf[k] + bf[k])
+            for k in range(n):
+                ag[k] = tanh(ag[k] + hg[k] + bg[k])
+            for k in range(n):
+                ao[k] = sigmoid(ao[k] + ho[k] + bo[k])
+            for k in range(n):
+                c_[k] = af[k] * c_[k] + ai[k] * ag[k]                 # c = f c_prev + i g
+            for k in range(n):
+                tc_[k] = tanh(c_[k])
+            for k in range(n):
+                oq[k] = ao[k] * tc_[k]                               # h = o tanh(c)
             if fused and keep:                                       # the gates, where backward reads them
                 for k in range(n):
                     xi[k], xf[k], xg[k], xo[k] = ai[k], af[k], ag[k], ao[k]
-    for b in range(b0, b1):
-        if t < lengths[b]:
-            h_next[b] = out[t, b]
+        h_next[b] = o_
 
 
 @_inline
