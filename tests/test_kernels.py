@@ -422,6 +422,22 @@ def test_no_grad_keeps_nothing_with_dropout_between_layers():
         layer.backward(np.ones_like(out))
 
 
+@pytest.mark.parametrize("rows", [1, 2, 32, 33])
+def test_few_rows_by_a_transposed_w_turn_round_and_equal_numpy(rows):
+    """2 to FEW_ROWS rows by W.T, W of TURNED_VALUES values or more, run as (W @ a.T).T, into out
+    too; one row, more rows, a smaller W or a W.T of its own memory run as they are."""
+    rng = np.random.default_rng(6)
+    W = rng.standard_normal((256, 512))                                  # W.T: 2^17 values
+    a = rng.standard_normal((rows, 512))
+    assert products.turned_round(a, W.T) == (1 < rows <= products.FEW_ROWS)
+    assert not products.turned_round(a, np.ascontiguousarray(W.T))
+    assert not products.turned_round(a, W[:255].T)                       # below TURNED_VALUES
+    expected = a @ W.T
+    assert relative_error(products.rows_times(a, W.T), expected) < 1e-12
+    out = np.empty((rows, 256))
+    assert products.matmul(a, W.T, 2, out) is out and relative_error(out, expected) < 1e-12
+
+
 @pytest.mark.parametrize("parts", [1, 2, 3])
 @pytest.mark.parametrize("split_work", [0, products.SPLIT_WORK])     # in blocks, or small: on one thread
 def test_products_in_row_blocks_equal_numpy(parts, split_work, monkeypatch):
