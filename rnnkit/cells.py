@@ -15,7 +15,7 @@ from . import checks, kernels
 from .grad_mode import is_grad_enabled
 from .init import recurrent_params
 from .module import Module
-from .products import rows_times
+from .products import matmul
 from .recurrent import set_cell_arguments
 
 
@@ -57,8 +57,8 @@ class CellBase(Module):
             b_ih, b_hh = (p["bias_ih"], p["bias_hh"]) if self.bias else (self._zeros(), self._zeros())
             kernels.lstm_cell_forward(x, h_prev, c_prev, p["weight_ih"], p["weight_hh"], b_ih, b_hh, saved, h, c)
             return (h, c), ((x, h_prev, c_prev, saved) if is_grad_enabled() else None)
-        xp = rows_times(x, p["weight_ih"].T)
-        hp = rows_times(h_prev, p["weight_hh"].T)
+        xp = matmul(x, p["weight_ih"].T)
+        hp = matmul(h_prev, p["weight_hh"].T)
         if self.bias:
             xp += p["bias_ih"]
             hp += p["bias_hh"]

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import gemm as packed
 from . import kernels
-from .products import product, rows_times
+from .products import matmul, product
 from .steps import GRUStep, LSTMStep, RNNStep
 from .workspace import FRESH
 
@@ -52,7 +52,7 @@ def run_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep=True, parts=1,
             h_prevs[t] = h
             if c_prevs is not None:
                 c_prevs[t] = c
-        hp = rows_times(h, W_hh.T)
+        hp = matmul(h, W_hh.T)
         if b_hh is not None:
             hp += b_hh
         h_new, c_new = step.forward(xp[t], hp, h, c, saved[t])

@@ -58,19 +58,15 @@ def turned_round(a, b):
             and not b.flags.c_contiguous)
 
 
-def rows_times(a, b):
-    """a @ b, turned round where that runs faster (turned_round)."""
-    return (b.T @ a.T).T if turned_round(a, b) else a @ b
-
-
 def matmul(a, b, parts=1, out=None):
     """a @ b for 2-D a and b, into out if given; with parts > 1, a's rows in that many blocks on
     as many threads, or, below SPLIT_WORK multiply-adds, on this thread alone; turned round where
     that runs faster (turned_round)."""
     if turned_round(a, b):
+        turned = (b.T @ a.T).T
         if out is None:
-            return rows_times(a, b)
-        out[...] = rows_times(a, b)
+            return turned
+        out[...] = turned
         return out
     if parts == 1 or _set_threads is None or a.shape[0] < 2 * parts:
         return np.matmul(a, b, out=out)

@@ -433,7 +433,7 @@ def test_few_rows_by_a_transposed_w_turn_round_and_equal_numpy(rows):
     assert not products.turned_round(a, np.ascontiguousarray(W.T))
     assert not products.turned_round(a, W[:255].T)                       # below TURNED_VALUES
     expected = a @ W.T
-    assert relative_error(products.rows_times(a, W.T), expected) < 1e-12
+    assert relative_error(products.matmul(a, W.T), expected) < 1e-12
     out = np.empty((rows, 256))
     assert products.matmul(a, W.T, 2, out) is out and relative_error(out, expected) < 1e-12
 
