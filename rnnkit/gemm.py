@@ -40,6 +40,9 @@ KC = 256        # rows of W per chunk of K: a chunk of a panel, KC * V values, f
 LINE = 64       # bytes per cache line
 PREFETCH_BYTES = 3 << 19    # packed W past this (1.5 MB), multiplied by at most PREFETCH_ROWS rows,
 PREFETCH_ROWS = 32          # is prefetched a chunk ahead: see gemm
+PAIR_R = 4      # rows per tile of two panels: PAIR_R * 2 * V / 16 = 16 accumulating registers
+PAIRED_FROM = {"znver4": 32}    # by LLVM's name of the CPU: products of this many rows or more run paired tiles
+PAIRED_ROWS = 0                 # this CPU's, where Numba compiles for AVX-512 (0: never)
 
 
 def panels(N):
@@ -196,30 +199,43 @@ def _target_features():
     return config.CPU_FEATURES if config.CPU_FEATURES is not None else numba.core.codegen.get_host_cpu_features()
 
 
+def _target_name():
+    """LLVM's name of the CPU Numba compiles for: NUMBA_CPU_NAME where set, else the host's."""
+    config = numba.core.config
+    return config.CPU_NAME if config.CPU_NAME is not None else numba.core.codegen.ll.get_host_cpu_name()
+
+
 def _tiles():
-    """tile_{rows} by one panel for 1 to R rows, and tile_{rows}_prefetching; tile_wide (one row by
-    WIDE panels); and tile_rows(X, A, Wk, C, i0, rows, jp, k0, k1, add, flat, pf0, step), which
-    calls the tile of `rows` rows, the prefetching one where step > 0. The tiles compile without
+    """tile_{rows} by one panel for 1 to R rows, and tile_{rows}_prefetching; pair_{rows} by two
+    panels for 1 to PAIR_R rows, where PAIRED_ROWS; tile_wide (one row by WIDE panels); and
+    tile_rows(X, A, Wk, C, i0, rows, jp, k0, k1, add, flat, pf0, step, count), which calls the tile
+    of `rows` rows by `count` panels, the prefetching one where step > 0. The tiles compile without
     Numba's reference counts (see whole_panels)."""
     shapes = {f"tile_{rows}{suffix}": (rows, 1, bool(suffix))
               for rows in range(1, R + 1) for suffix in ("", "_prefetching")}
+    if PAIRED_ROWS:
+        shapes.update({f"pair_{rows}": (rows, 2, False) for rows in range(1, PAIR_R + 1)})
     shapes["tile_wide"] = (1, WIDE, False)
     scope = {"prefetch": prefetch, "LINE": LINE}
     for name, (rows, panel_count, prefetching) in shapes.items():
         exec(_tile_source(name, rows, panel_count, prefetching), scope)
     tiles = {name: numba.njit(_nrt=False, **FAST)(scope[name]) for name in shapes}
     args = "X, A, Wk, C, i0, jp, k0, k1, add"
-    branches = ["    if step > 0:"]
+    branches = [f"    elif count == 2 and rows == {rows}:\n        pair_{rows}({args})"
+                for rows in range(PAIR_R, 0, -1)] if PAIRED_ROWS else []
+    branches += ["    elif step > 0:"]
     branches += [f"        {'if' if rows == R else 'elif'} rows == {rows}:\n"
                  f"            tile_{rows}_prefetching({args}, flat, pf0, step)" for rows in range(R, 0, -1)]
     branches += [f"    elif rows == {rows}:\n        tile_{rows}({args})" for rows in range(R, 0, -1)]
-    exec("def tile_rows(X, A, Wk, C, i0, rows, jp, k0, k1, add, flat, pf0, step):\n" + "\n".join(branches), tiles)
+    source = "\n".join(branches).replace("elif", "if", 1)
+    exec("def tile_rows(X, A, Wk, C, i0, rows, jp, k0, k1, add, flat, pf0, step, count):\n" + source, tiles)
     return dict(tiles, tile_rows=numba.njit(inline="always", **FAST)(tiles["tile_rows"]))
 
 
 if ENABLED:
     if "+avx512f" not in _target_features().split(","):
         R = 4           # AVX2's 16 registers hold the sums of a tile of 4 rows
+    PAIRED_ROWS = PAIRED_FROM.get(_target_name(), 0) if R == 8 else 0
     globals().update(_tiles())
     pack_panel = numba.njit(inline="always", **FAST)(pack_panel)
     pick_columns = numba.njit(inline="always", **FAST)(pick_columns)
@@ -228,20 +244,21 @@ if ENABLED:
 pack = Twins(pack)
 
 
-def panel_rows(X, A, Wk, C, jp, k0, k1, add, flat, first, lines):
-    """C[:, jp*V:(jp+1)*V] = (or +=) [X, A][:, k0:k1] @ panel jp's rows k0 to k1 - 1, in as few
-    tiles as hold the rows, of as even a size as they divide into: 20 rows are tiles of 7, 7 and 6,
-    not 8, 8 and 4 (one core, 56 rows at K = 256, 650 and 1300, two timings of 8 rows a tile: 4
-    rows a tile ran at 0.61-0.78 of its speed, 6 and 7 rows at 0.80-1.05; a throwaway timing).
-    The tiles prefetch `lines` cache lines of flat from line `first` on, each tile its share."""
+def panel_rows(X, A, Wk, C, jp, k0, k1, add, flat, first, lines, count=1):
+    """C[:, jp*V:(jp+count)*V] = (or +=) [X, A][:, k0:k1] @ panels jp to jp + count - 1, rows k0 to
+    k1 - 1, in as few tiles as hold the rows (R rows a tile by one panel, PAIR_R by two), of as even
+    a size as they divide into: 20 rows are tiles of 7, 7 and 6, not 8, 8 and 4 (one core, 56 rows
+    at K = 256, 650 and 1300, two timings of 8 rows a tile: 4 rows a tile ran at 0.61-0.78 of its
+    speed, 6 and 7 rows at 0.80-1.05; a throwaway timing). The tiles prefetch `lines` cache lines
+    of flat from line `first` on, each tile its share."""
     B = A.shape[0]
-    tiles = -(-B // R)
+    tiles = -(-B // (R if count == 1 else PAIR_R))
     n = max(k1 - k0, 1)
     for t in range(tiles):
         i0 = B * t // tiles
         l0, l1 = lines * t // tiles, lines * (t + 1) // tiles
         step = ((l1 - l0) << 16) // n                                 # lines per k, 16-bit fixed point
-        tile_rows(X, A, Wk, C, i0, B * (t + 1) // tiles - i0, jp, k0, k1, add, flat, first + l0, step)
+        tile_rows(X, A, Wk, C, i0, B * (t + 1) // tiles - i0, jp, k0, k1, add, flat, first + l0, step, count)
 
 
 if ENABLED:
@@ -281,14 +298,18 @@ def whole_panels(X, A, Wk, C):
     wide = whole // WIDE * WIDE if B == 1 else 0
     for jp in range(0, wide, WIDE):
         tile_wide(X, A, Wk, C, 0, jp, 0, K, False)
-    chunks = -(-K // KC) if B > R else 1
+    paired = 0 < PAIRED_ROWS <= B
+    chunks = -(-K // KC) if R < B and not paired else 1
     flat, line = Wk.reshape(-1), LINE // Wk.itemsize
-    prefetching = Wk.size * Wk.itemsize > PREFETCH_BYTES and B <= PREFETCH_ROWS
+    prefetching = Wk.size * Wk.itemsize > PREFETCH_BYTES and B <= PREFETCH_ROWS and not paired
     for c in range(chunks):
         k0, k1 = K * c // chunks, K * (c + 1) // chunks
-        for jp in range(wide, whole):
+        jp = wide
+        while jp < whole:
+            count = 2 if paired and jp + 1 < whole else 1
             first, lines = next_chunk(c, jp, chunks, wide, whole, K, line) if prefetching else (0, 0)
-            panel_rows(X, A, Wk, C, jp, k0, k1, c > 0, flat, first, lines)
+            panel_rows(X, A, Wk, C, jp, k0, k1, c > 0, flat, first, lines, count)
+            jp += count
     return whole
 
 

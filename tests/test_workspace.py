@@ -105,10 +105,12 @@ def test_flat_hands_out_the_smallest_free_buffer_large_enough():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B,K,N", [(1, 5, 3), (1, 33, 200), (1, 20, 256), (3, 33, 64), (4, 17, 65), (7, 40, 100),
                                    (9, 30, 160), (15, 30, 100), (20, 900, 70), (32, 128, 512), (20, 700, 600),
-                                   (5, 1000, 400)])
+                                   (5, 1000, 400), (37, 300, 96), (64, 700, 600)])
 # B=1, N >= WIDE * V: one row by WIDE panels; B = 15 and 20: tiles of uneven rows; K = 900: in chunks
 # (gemm.KC), one of them across X's last columns and A's first; (20, 700, 600) and (5, 1000, 400): a
-# packed W past gemm.PREFETCH_BYTES, whose tiles prefetch (in chunks; in one chunk of a single tile)
+# packed W past gemm.PREFETCH_BYTES, whose tiles prefetch (in chunks; in one chunk of a single tile);
+# B = 32 to 64, where gemm.PAIRED_ROWS: paired tiles, of uneven rows and with a panel left over at N = 96,
+# and past gemm.PREFETCH_BYTES at (64, 700, 600)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_packed_product_equals_numpy(B, K, N, dtype, threads, order):
@@ -170,7 +172,7 @@ def test_transpose8_moves_one_block_and_nothing_else(dtype):
 
 @pytest.mark.skipif(not kernels.ENABLED or platform.machine() not in ("x86_64", "AMD64"), reason="x86 and Numba only")
 @pytest.mark.parametrize("rows,panels,prefetching", [(1, 1, False), (gemm.R, 1, False), (1, gemm.WIDE, False),
-                                                     (gemm.R, 1, True)])
+                                                     (gemm.R, 1, True), (gemm.PAIR_R, 2, False)])
 def test_tiles_compile_to_vector_instructions(rows, panels, prefetching):
     """The straight-line vectorizer turns a tile's sums into packed (ymm/zmm) arithmetic, with no scalar
     arithmetic left (the loop vectorizer alone leaves scalar sums over k beside gathered ones); with
@@ -221,30 +223,39 @@ def test_tiles_count_no_references():
 
 
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
-@pytest.mark.parametrize("R", [4, 8])
-def test_tiles_named_by_rows_cover_every_call(R, monkeypatch):
-    """With R rows in the largest tile (4 without AVX-512, 8 with it), every tile that gemm's loops
-    call exists and makes the rows its name says, and tile_rows picks the tile of the rows asked for
-    (tiles compile lazily: nothing runs)."""
+@pytest.mark.parametrize("R,paired", [(4, 0), (8, 0), (8, 32)])
+def test_tiles_named_by_rows_cover_every_call(R, paired, monkeypatch):
+    """With R rows in the largest tile (4 without AVX-512, 8 with it), and paired tiles or none
+    (gemm.PAIRED_ROWS), every tile that gemm's loops call exists and makes the rows and panels its
+    name says, and tile_rows picks the tile of the rows and panels asked for (tiles compile lazily:
+    nothing runs)."""
     monkeypatch.setattr(gemm, "R", R)
+    monkeypatch.setattr(gemm, "PAIRED_ROWS", paired)
     tiles = gemm._tiles()
     loops = (gemm.panel_rows.py_func, gemm.gemm, tiles["tile_rows"].py_func)
     names = {name for f in loops for name in f.__code__.co_names}
-    assert {name for name in names if name.startswith("tile_")} <= tiles.keys()
-    assert sorted(name for name in tiles if name[5:].isdigit()) == sorted(f"tile_{r}" for r in range(1, R + 1))
-    for name, rows in [(f"tile_{r}{s}", r) for r in range(1, R + 1) for s in ("", "_prefetching")] + [("tile_wide", 1)]:
-        variables = tiles[name].py_func.__code__.co_varnames         # a{r}: a value of row r
+    assert {name for name in names if name.startswith(("tile_", "pair_"))} <= tiles.keys()
+    assert sorted(name for name in tiles if name[5:].isdigit()) == sorted(
+        [f"tile_{r}" for r in range(1, R + 1)] + [f"pair_{r}" for r in range(1, gemm.PAIR_R + 1) if paired])
+    shapes = [(f"tile_{r}{s}", r, 1) for r in range(1, R + 1) for s in ("", "_prefetching")] + [("tile_wide", 1, gemm.WIDE)]
+    for name, rows, panels in shapes + [(f"pair_{r}", r, 2) for r in range(1, gemm.PAIR_R + 1) if paired]:
+        variables = tiles[name].py_func.__code__.co_varnames         # a{r}: a value of row r; w{p}: of panel p
         assert f"a{rows - 1}" in variables and f"a{rows}" not in variables
+        assert f"w{panels - 1}" in variables and f"w{panels}" not in variables
         assert ("step" in variables) == name.endswith("_prefetching")
     called = []
     scope = dict(tiles["tile_rows"].py_func.__globals__)
-    scope.update({f"tile_{r}{s}": (lambda name, r: lambda *args: called.append((name, r, args[4])))(f"tile_{r}{s}", r)
-                  for r in range(1, R + 1) for s in ("", "_prefetching")})
+    scope.update({name: (lambda name, r: lambda *args: called.append((name, r, args[4])))(name, r)
+                  for name, r in [(f"tile_{r}{s}", r) for r in range(1, R + 1) for s in ("", "_prefetching")]
+                  + [(f"pair_{r}", r) for r in range(1, gemm.PAIR_R + 1)]})
     pick = type(gemm.gemm)(tiles["tile_rows"].py_func.__code__, scope)
-    for step in (0, 1):
-        for rows in range(1, R + 1):
-            pick(None, None, None, None, 3 * rows, rows, 0, 0, 1, False, None, 0, step)
-    assert called == [(f"tile_{r}{s}", r, 3 * r) for s in ("", "_prefetching") for r in range(1, R + 1)]
+    expected = []
+    for count, step, prefix, suffix, top in ((1, 0, "tile", "", R), (1, 1, "tile", "_prefetching", R),
+                                             (2, 0, "pair", "", gemm.PAIR_R if paired else 0)):
+        for rows in range(1, top + 1):
+            pick(None, None, None, None, 3 * rows, rows, 0, 0, 1, False, None, 0, step, count)
+            expected.append((f"{prefix}_{rows}{suffix}", rows, 3 * rows))
+    assert called == expected
 
 
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
