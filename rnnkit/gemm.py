@@ -16,6 +16,18 @@ vectorizer would instead vectorize the sum over k, with gathers, and lose most o
 batch of one row (a matrix-vector product) takes WIDE panels per tile instead, so that each tile
 still keeps 8 registers of sums. `python bench/gemm.py` compares it with NumPy's BLAS.
 
+On a core that runs each 512-bit FMA as two 256-bit halves (AMD's Zen 4, which LLVM names
+znver4), a product of PAIRED_ROWS rows or more runs paired tiles instead: PAIR_R = 4 rows by two
+panels over the whole of K, with no chunks and no prefetching (rnnkit's tile in sessions 16-22,
+all on such a core). Why it runs faster there is not known (the project's machine has no hardware
+counters). On two cores of an AMD EPYC (L1 32 KB, L2 1 MB a core), each layer in its own process
+in turns, with this file's tile shape set from the environment (a throwaway A/B, four rounds,
+medians of 9 calls), time 8 x 1 over 4 x 2: LSTM inference 1.086 at (T, B, I, H) = (100, 64,
+512, 512) and 1.050 at (100, 32, 256, 256), training 1.089 at (100, 64, 512, 512); GRU and RNN
+inference at (100, 64, 512, 512) 1.152 and 1.105; at 20 rows (the 650s) 0.995-1.026; at 16 rows
+(LSTM (100, 32, 128, 128), each thread alone on its rows) 0.916 in training. So fewer than 32
+rows keep 8 x 1.
+
 The rows of A may come in two parts, X and A, for [X, A] @ W with no copy of the two side by
 side: the LSTM's [x_t, h_prev] @ [W_ih, W_hh].T, x_t read straight from the input. X may have no
 columns. C may have the padded width, NP * V, or any narrower: it gets the first columns of the
@@ -321,7 +333,8 @@ def gemm(X, A, Wk, C):
     """C = [X, A] @ W for X (B, K0), A (B, K - K0) and Wk, W packed by pack (NP, K, V): X's columns
     (none, for a plain A @ W) meet W's first K0 rows, without a copy of the two side by side.
     C (B, N), N <= NP * V, gets the first N columns. Where N stops inside a panel, that panel goes
-    through a scratch of V columns. Where more than a tile of rows meets a panel, K goes in chunks
+    through a scratch of V columns. Paired tiles (PAIRED_ROWS) take K whole and never prefetch.
+    Otherwise, where more than a tile of rows meets a panel, K goes in chunks
     of at most KC rows (the chunk of a panel stays in L1 while every tile of rows reads it), the
     first chunk's product written to C, each later one's added. Where Wk takes more than
     PREFETCH_BYTES and A has at most PREFETCH_ROWS rows, the tiles of each chunk prefetch the next
