@@ -260,17 +260,19 @@ def test_tiles_named_by_rows_cover_every_call(R, paired, monkeypatch):
 
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
 @pytest.mark.parametrize("B", [1, 4, 9, 16, 20, 61])
-def test_panel_rows_covers_each_row_once_in_tiles_of_at_most_R(B, monkeypatch):
+@pytest.mark.parametrize("count", [1, 2])
+def test_panel_rows_covers_each_row_once_in_tiles_of_at_most_R(B, count, monkeypatch):
     """... and the tiles share the lines to prefetch, spread evenly over their k loops: every line,
     or, where a single tile has more lines than k's, every other."""
     tiles = []
     monkeypatch.setitem(gemm.panel_rows.py_func.__globals__, "tile_rows",
-                        lambda X, A, Wk, C, i0, rows, jp, k0, k1, add, flat, pf0, step:
-                        tiles.append((i0, rows, pf0, step)))
+                        lambda X, A, Wk, C, i0, rows, jp, k0, k1, add, flat, pf0, step, panels:
+                        tiles.append((i0, rows, pf0, step, panels)))
     k0, k1, first, lines = 3, 259, 1000, 512                            # a chunk of 256 rows: 512 lines next
-    gemm.panel_rows.py_func(None, np.empty((B, 2)), None, None, 0, k0, k1, False, None, first, lines)
+    gemm.panel_rows.py_func(None, np.empty((B, 2)), None, None, 0, k0, k1, False, None, first, lines, count)
     assert [t[0] for t in tiles] == list(np.cumsum([0] + [t[1] for t in tiles])[:-1])
-    assert sum(t[1] for t in tiles) == B and len(tiles) == -(-B // gemm.R)
+    assert sum(t[1] for t in tiles) == B and len(tiles) == -(-B // (gemm.R if count == 1 else gemm.PAIR_R))
+    assert all(t[4] == count for t in tiles)                           # one panel a tile, or two (paired)
     assert max(t[1] for t in tiles) - min(t[1] for t in tiles) <= 1
-    fetched = sorted({pf0 + ((k * step) >> 16) for _, _, pf0, step in tiles for k in range(k1 - k0)})
+    fetched = sorted({pf0 + ((k * step) >> 16) for _, _, pf0, step, _ in tiles for k in range(k1 - k0)})
     assert fetched == list(range(first, first + lines, 2 if len(tiles) == 1 else 1))
