@@ -250,13 +250,14 @@ def spawn(*args, env=None, cwd=None):
 
 def alternate(rounds, *config):
     """Both libraries' workers, taking turns for this many rounds: medians over the rounds, and
-    each round's ratios torch/rnnkit (the two libraries' turns in a round are next to each other)."""
+    each round's time ratios torch/rnnkit (the two libraries' turns in a round are next to each
+    other; memory has none: a training step may raise rnnkit's peak by nothing at all)."""
     results = {"rnnkit": [], "torch": []}
     for _ in range(rounds):
         for lib in results:
             results[lib].append(spawn(lib, *config))
     ours, theirs = [{key: statistics.median(r[key] for r in runs) for key in runs[0]} for runs in results.values()]
-    ratios = {key: [t[key] / o[key] for o, t in zip(*results.values())] for key in ours}
+    ratios = {key: [t[key] / o[key] for o, t in zip(*results.values())] for key in ours if key != "mem"}
     return ours, theirs, ratios
 
 
