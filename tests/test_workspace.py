@@ -231,14 +231,16 @@ def test_tiles_named_by_rows_cover_every_call(R, paired, monkeypatch):
     nothing runs)."""
     monkeypatch.setattr(gemm, "R", R)
     monkeypatch.setattr(gemm, "PAIRED_ROWS", paired)
+    pair_rows = range(1, gemm.PAIR_R + 1) if paired else range(0)
     tiles = gemm._tiles()
     loops = (gemm.panel_rows.py_func, gemm.gemm, tiles["tile_rows"].py_func)
     names = {name for f in loops for name in f.__code__.co_names}
     assert {name for name in names if name.startswith(("tile_", "pair_"))} <= tiles.keys()
     assert sorted(name for name in tiles if name[5:].isdigit()) == sorted(
-        [f"tile_{r}" for r in range(1, R + 1)] + [f"pair_{r}" for r in range(1, gemm.PAIR_R + 1) if paired])
-    shapes = [(f"tile_{r}{s}", r, 1) for r in range(1, R + 1) for s in ("", "_prefetching")] + [("tile_wide", 1, gemm.WIDE)]
-    for name, rows, panels in shapes + [(f"pair_{r}", r, 2) for r in range(1, gemm.PAIR_R + 1) if paired]:
+        [f"tile_{r}" for r in range(1, R + 1)] + [f"pair_{r}" for r in pair_rows])
+    singles = [(f"tile_{r}{s}", r, 1) for r in range(1, R + 1) for s in ("", "_prefetching")]
+    pairs = [(f"pair_{r}", r, 2) for r in pair_rows]
+    for name, rows, panels in singles + [("tile_wide", 1, gemm.WIDE)] + pairs:
         variables = tiles[name].py_func.__code__.co_varnames         # a{r}: a value of row r; w{p}: of panel p
         assert f"a{rows - 1}" in variables and f"a{rows}" not in variables
         assert f"w{panels - 1}" in variables and f"w{panels}" not in variables
@@ -246,13 +248,13 @@ def test_tiles_named_by_rows_cover_every_call(R, paired, monkeypatch):
     called = []
     scope = dict(tiles["tile_rows"].py_func.__globals__)
     scope.update({name: (lambda name, r: lambda *args: called.append((name, r, args[4])))(name, r)
-                  for name, r in [(f"tile_{r}{s}", r) for r in range(1, R + 1) for s in ("", "_prefetching")]
-                  + [(f"pair_{r}", r) for r in range(1, gemm.PAIR_R + 1)]})
+                  for name, r, _ in singles + pairs})
     pick = type(gemm.gemm)(tiles["tile_rows"].py_func.__code__, scope)
     expected = []
-    for count, step, prefix, suffix, top in ((1, 0, "tile", "", R), (1, 1, "tile", "_prefetching", R),
-                                             (2, 0, "pair", "", gemm.PAIR_R if paired else 0)):
-        for rows in range(1, top + 1):
+    for count, step, prefix, suffix, rows_asked in ((1, 0, "tile", "", range(1, R + 1)),
+                                                    (1, 1, "tile", "_prefetching", range(1, R + 1)),
+                                                    (2, 0, "pair", "", pair_rows)):
+        for rows in rows_asked:
             pick(None, None, None, None, 3 * rows, rows, 0, 0, 1, False, None, 0, step, count)
             expected.append((f"{prefix}_{rows}{suffix}", rows, 3 * rows))
     assert called == expected
