@@ -18,15 +18,23 @@ still keeps 8 registers of sums. `python bench/gemm.py` compares it with NumPy's
 
 On a core that runs each 512-bit FMA as two 256-bit halves (AMD's Zen 4, which LLVM names
 znver4), a product of PAIRED_ROWS rows or more runs paired tiles instead: PAIR_R = 4 rows by two
-panels over the whole of K, with no chunks and no prefetching (rnnkit's tile in sessions 16-22,
-all on such a core). Why it runs faster there is not known (the project's machine has no hardware
-counters). On two cores of an AMD EPYC (L1 32 KB, L2 1 MB a core), each layer in its own process
-in turns, with this file's tile shape set from the environment (a throwaway A/B, four rounds,
-medians of 9 calls), time 8 x 1 over 4 x 2: LSTM inference 1.086 at (T, B, I, H) = (100, 64,
-512, 512) and 1.050 at (100, 32, 256, 256), training 1.089 at (100, 64, 512, 512); GRU and RNN
-inference at (100, 64, 512, 512) 1.152 and 1.105; at 20 rows (the 650s) 0.995-1.026; at 16 rows
-(LSTM (100, 32, 128, 128), each thread alone on its rows) 0.916 in training. So fewer than 32
-rows keep 8 x 1.
+panels (rnnkit's tile in sessions 16-22, all on such a core); and there every product takes K
+whole, with no chunks and no prefetching (WHOLE_K). Why these run faster there is not known (the
+project's machine has no hardware counters). On two cores of an AMD EPYC (L1 32 KB, L2 1 MB a
+core), each layer in its own process in turns, with this file's tile shape set from the
+environment (a throwaway A/B, four rounds, medians of 9 calls), time 8 x 1 over 4 x 2: LSTM
+inference 1.086 at (T, B, I, H) = (100, 64, 512, 512) and 1.050 at (100, 32, 256, 256), training
+1.089 at (100, 64, 512, 512); GRU and RNN inference at (100, 64, 512, 512) 1.152 and 1.105; at 20
+rows (the 650s) 0.995-1.026; at 16 rows (LSTM (100, 32, 128, 128), each thread alone on its rows)
+0.916 in training. So fewer than 32 rows keep 8 x 1. Those, too, ran faster over the whole of K,
+with no prefetching. A throwaway copy of the tiles with a loop of its own, one core, W packed
+once, a copy of the script on the other core, GFLOP/s in chunks of KC / whole: (B, K, N) = (20,
+1300, 1280) 108.6-109.5 / 114.2-114.9, (16, 512, 128) 110.4-112.0 / 111.4-112.9; with prefetching
+as well (as built for other CPUs) at (20, 650, 1280), (20, 2600, 320) and (20, 1300, 1280),
+104.6-106.7 / 111.9-115.3. The layers, each in its own process in turns, four rounds, time with
+chunks and prefetching over without, training and inference: 0.999-1.027 at RNN, LSTM and GRU
+(35, 20, 650, 650) and LSTM (100, 32, 128, 128), (50, 16, 64, 64) and (100, 32, 256, 256); in
+another four rounds, 1.017-1.046 at LSTM and GRU (35, 20, 650, 650).
 
 The rows of A may come in two parts, X and A, for [X, A] @ W with no copy of the two side by
 side: the LSTM's [x_t, h_prev] @ [W_ih, W_hh].T, x_t read straight from the input. X may have no
@@ -55,6 +63,7 @@ PREFETCH_ROWS = 32          # is prefetched a chunk ahead: see gemm
 PAIR_R = 4      # rows per tile of two panels: PAIR_R * 2 * V / 16 = 16 accumulating registers
 PAIRED_FROM = {"znver4": 32}    # by LLVM's name of the CPU: products of this many rows or more run paired tiles
 PAIRED_ROWS = 0                 # this CPU's, where Numba compiles for AVX-512 (0: never)
+WHOLE_K = False                 # whether every product takes K whole, with no prefetching (where PAIRED_ROWS)
 
 
 def panels(N):
@@ -248,6 +257,7 @@ if ENABLED:
     if "+avx512f" not in _target_features().split(","):
         R = 4           # AVX2's 16 registers hold the sums of a tile of 4 rows
     PAIRED_ROWS = PAIRED_FROM.get(_target_name(), 0) if R == 8 else 0
+    WHOLE_K = PAIRED_ROWS > 0
     globals().update(_tiles())
     pack_panel = numba.njit(inline="always", **FAST)(pack_panel)
     pick_columns = numba.njit(inline="always", **FAST)(pick_columns)
@@ -311,9 +321,9 @@ def whole_panels(X, A, Wk, C):
     for jp in range(0, wide, WIDE):
         tile_wide(X, A, Wk, C, 0, jp, 0, K, False)
     paired = 0 < PAIRED_ROWS <= B
-    chunks = -(-K // KC) if R < B and not paired else 1
+    chunks = -(-K // KC) if R < B and not WHOLE_K else 1
     flat, line = Wk.reshape(-1), LINE // Wk.itemsize
-    prefetching = Wk.size * Wk.itemsize > PREFETCH_BYTES and B <= PREFETCH_ROWS and not paired
+    prefetching = Wk.size * Wk.itemsize > PREFETCH_BYTES and B <= PREFETCH_ROWS and not WHOLE_K
     for c in range(chunks):
         k0, k1 = K * c // chunks, K * (c + 1) // chunks
         jp = wide
@@ -333,7 +343,7 @@ def gemm(X, A, Wk, C):
     """C = [X, A] @ W for X (B, K0), A (B, K - K0) and Wk, W packed by pack (NP, K, V): X's columns
     (none, for a plain A @ W) meet W's first K0 rows, without a copy of the two side by side.
     C (B, N), N <= NP * V, gets the first N columns. Where N stops inside a panel, that panel goes
-    through a scratch of V columns. Paired tiles (PAIRED_ROWS) take K whole and never prefetch.
+    through a scratch of V columns. Where WHOLE_K, every tile takes K whole and never prefetches.
     Otherwise, where more than a tile of rows meets a panel, K goes in chunks
     of at most KC rows (the chunk of a panel stays in L1 while every tile of rows reads it), the
     first chunk's product written to C, each later one's added. Where Wk takes more than

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import kernels, loop, products
+from rnnkit import gemm, kernels, loop, products
 from rnnkit.gradcheck import relative_error
 
 from conftest import split_on, torch_twin
@@ -144,10 +144,13 @@ def test_lstm_input_in_each_step_equals_projection_of_all_steps(threads, monkeyp
         assert relative_error(inside[4][k], apart[4][k]) < 1e-12, k
 
 
-def test_input_apart_where_w_is_past_l2_and_the_batch_small():
+def test_input_apart_where_w_is_past_l2_and_the_batch_small(monkeypatch):
     """The LSTM (and the GRU in inference) take their input inside each step's product, but where
     each part's packed weights with W_ih are past a core's L2 and the batch has few rows: the
-    packed values counted by hand."""
+    packed values counted by hand. Where the tiles take K whole (Zen 4), the LSTM's never goes apart in
+    inference."""
+    monkeypatch.setattr(gemm, "WHOLE_K", False)
+
     def layer(mode, H, B):
         G = {"LSTM": 4, "GRU": 3}[mode]
         return (getattr(rnnkit, mode)(H, H, seed=0).step, np.empty((1, B, H), np.float32),
@@ -174,6 +177,13 @@ def test_input_apart_where_w_is_past_l2_and_the_batch_small():
     step, x, W_hh = layer("GRU", 256, 20)                             # 8 + 4 + 4 panels: 0.8 MB a part
     assert not loop.input_apart(step, 20, 256, W_hh, False, 2)
     assert loop.takes_input(step, x, W_hh, False, 2) == kernels.ENABLED
+    monkeypatch.setattr(gemm, "WHOLE_K", True)
+    step, x, W_hh = layer("LSTM", 650, 20)
+    assert loop.input_apart(step, 20, 650, W_hh, True, 2)             # training as before
+    assert not loop.input_apart(step, 20, 650, W_hh, False, 2)
+    assert loop.takes_input(step, x, W_hh, False, 2) == kernels.ENABLED
+    step, x, W_hh = layer("GRU", 512, 48)                             # the GRU's rule stays
+    assert loop.input_apart(step, 48, 512, W_hh, False, 2)
 
 
 @pytest.mark.parametrize("mode", ["RNN", "LSTM"])

@@ -107,15 +107,19 @@ def test_flat_hands_out_the_smallest_free_buffer_large_enough():
                                    (9, 30, 160), (15, 30, 100), (20, 900, 70), (32, 128, 512), (20, 700, 600),
                                    (5, 1000, 400), (37, 300, 96), (64, 700, 600)])
 # B=1, N >= WIDE * V: one row by WIDE panels; B = 15 and 20: tiles of uneven rows; K = 900: in chunks
-# (gemm.KC), one of them across X's last columns and A's first; (20, 700, 600) and (5, 1000, 400): a
-# packed W past gemm.PREFETCH_BYTES, whose tiles prefetch (in chunks; in one chunk of a single tile);
+# (gemm.KC, but where gemm.WHOLE_K), one of them across X's last columns and A's first; (20, 700, 600)
+# and (5, 1000, 400): a packed W past gemm.PREFETCH_BYTES, whose tiles prefetch, but where gemm.WHOLE_K
+# (in chunks; in one chunk of a single tile); test_whole_panels_in_chunks_... runs both ways anywhere;
 # B = 32 to 64, where gemm.PAIRED_ROWS: paired tiles, of uneven rows and with a panel left over at N = 96,
 # and past gemm.PREFETCH_BYTES at (64, 700, 600)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_packed_product_equals_numpy(B, K, N, dtype, threads, order):
+    """... exactly: A's values are quarters and W's integers, all small, so that every product and
+    every partial sum is exact in float32 in any order (gemm's one sum over the whole of K, where
+    gemm.WHOLE_K, or its chunks; NumPy's blocked sums)."""
     rng = np.random.default_rng(B * K)
-    A, W = rng.standard_normal((B, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+    A, W = (rng.integers(-8, 9, (B, K)) / 4).astype(dtype), rng.integers(-8, 9, (K, N)).astype(dtype)
     cols = np.full((2, gemm.panels(N) * gemm.V), -1)
     cols[0, :N] = np.arange(N)                             # all of W
     cols[1, :N:2] = np.arange(N - 1, -1, -2)               # every other column, last first
@@ -124,12 +128,12 @@ def test_packed_product_equals_numpy(B, K, N, dtype, threads, order):
     for p, expected in enumerate([A @ W, np.where(np.arange(N) % 2 == 0, (A @ W)[:, cols[1, :N]], 0)]):
         C = np.full((B, packed.shape[1] * gemm.V), np.nan, dtype)
         gemm.compiled(dtype)(A[:, :K // 3], A[:, K // 3:], packed[p], C)  # [X, A]: A's columns in two
-        assert relative_error(C[:, :N], expected) < (1e-6 if dtype == np.float32 else 1e-14)
+        assert np.array_equal(C[:, :N], expected)
         assert not C[:, N:].any()                          # the padded columns are zero
         memory = np.full(B * N + gemm.V, np.nan, dtype)    # C narrower than the panels: N columns,
         narrow = memory[:B * N].reshape(B, N)              # and nothing written past them
         gemm.compiled(dtype)(A[:, :0], A, packed[p], narrow)             # X with no columns
-        assert relative_error(narrow, expected) < (1e-6 if dtype == np.float32 else 1e-14)
+        assert np.array_equal(narrow, expected)
         assert np.isnan(memory[B * N:]).all()
 
 
@@ -278,3 +282,32 @@ def test_panel_rows_covers_each_row_once_in_tiles_of_at_most_R(B, count, monkeyp
     assert max(t[1] for t in tiles) - min(t[1] for t in tiles) <= 1
     fetched = sorted({pf0 + ((k * step) >> 16) for _, _, pf0, step, _ in tiles for k in range(k1 - k0)})
     assert fetched == list(range(first, first + lines, 2 if len(tiles) == 1 else 1))
+
+
+@pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
+@pytest.mark.parametrize("whole_k", [False, True])
+def test_whole_panels_in_chunks_with_prefetching_or_over_the_whole_of_k(whole_k, monkeypatch):
+    """whole_panels makes [X, A] @ W in chunks of K, prefetching the next one, as on most CPUs, or
+    over the whole of K with no prefetching (gemm.WHOLE_K, Zen 4), whichever this CPU compiled: its
+    Python runs here, calling the tiles' Python, with chunks of 64 rows and any W prefetched."""
+    monkeypatch.setattr(gemm, "WHOLE_K", whole_k)
+    monkeypatch.setattr(gemm, "PAIRED_ROWS", 0)
+    monkeypatch.setattr(gemm, "KC", 64)
+    monkeypatch.setattr(gemm, "PREFETCH_BYTES", 0)
+    for f in ("panel_rows", "next_chunk", "tile_rows"):
+        monkeypatch.setattr(gemm, f, getattr(gemm, f).py_func)
+    tiles = gemm.tile_rows.__globals__                                  # the tiles tile_rows calls
+    for name in [name for name in tiles if name.startswith(("tile_", "pair_")) and name != "tile_rows"]:
+        monkeypatch.setitem(tiles, name, tiles[name].py_func)
+    fetched = []
+    monkeypatch.setitem(tiles["tile_8"].__globals__, "prefetch", lambda flat, i: fetched.append(i))
+    B, K, N = 20, 150, 96                                               # 3 tiles, 3 chunks, 3 panels
+    rng = np.random.default_rng(0)
+    A, W = rng.standard_normal((B, K)), rng.standard_normal((K, N))
+    cols = np.arange(N)[None]
+    packed = np.empty(gemm.packed_shape(1, K, N))
+    gemm.pack[1](W, cols, packed)
+    C = np.full((B, N), np.nan)
+    assert gemm.whole_panels.py_func(A[:, :50], A[:, 50:], packed[0], C) == 3
+    assert relative_error(C, A @ W) < 1e-14
+    assert (len(fetched) == 0) == whole_k                              # a chunk ahead, but the last
