@@ -222,8 +222,9 @@ def _target_features():
 
 def _target_name():
     """LLVM's name of the CPU Numba compiles for: NUMBA_CPU_NAME where set, else the host's."""
+    from llvmlite import binding                       # Numba's compiler: present wherever Numba is
     config = numba.core.config
-    return config.CPU_NAME if config.CPU_NAME is not None else numba.core.codegen.ll.get_host_cpu_name()
+    return config.CPU_NAME if config.CPU_NAME is not None else binding.get_host_cpu_name()
 
 
 def _tiles():
