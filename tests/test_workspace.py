@@ -300,8 +300,8 @@ def test_whole_panels_in_chunks_with_prefetching_or_over_the_whole_of_k(whole_k,
     for name in [name for name in tiles if name.startswith(("tile_", "pair_")) and name != "tile_rows"]:
         monkeypatch.setitem(tiles, name, tiles[name].py_func)
     fetched = []
-    monkeypatch.setitem(tiles["tile_8"].__globals__, "prefetch", lambda flat, i: fetched.append(i))
-    B, K, N = 20, 150, 96                                               # 3 tiles, 3 chunks, 3 panels
+    monkeypatch.setitem(tiles["tile_1"].__globals__, "prefetch", lambda flat, i: fetched.append(i))
+    B, K, N = 20, 150, 96                                               # 3 chunks, 3 panels, tiles of R rows
     rng = np.random.default_rng(0)
     A, W = rng.standard_normal((B, K)), rng.standard_normal((K, N))
     cols = np.arange(N)[None]
