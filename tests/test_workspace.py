@@ -108,8 +108,8 @@ def test_flat_hands_out_the_smallest_free_buffer_large_enough():
                                    (5, 1000, 400), (37, 300, 96), (64, 700, 600)])
 # B=1, N >= WIDE * V: one row by WIDE panels; B = 15 and 20: tiles of uneven rows; K = 900: in chunks
 # (gemm.KC, but where gemm.WHOLE_K), one of them across X's last columns and A's first; (20, 700, 600)
-# and (5, 1000, 400): a packed W past gemm.PREFETCH_BYTES, whose tiles prefetch, but where gemm.WHOLE_K
-# (in chunks; in one chunk of a single tile); test_whole_panels_in_chunks_... runs both ways anywhere;
+# and (5, 1000, 400): a packed W past gemm.PREFETCH_BYTES, whose tiles prefetch (in chunks; in one chunk
+# of a single tile), but where gemm.WHOLE_K (test_whole_panels_in_chunks_... runs both ways on any CPU);
 # B = 32 to 64, where gemm.PAIRED_ROWS: paired tiles, of uneven rows and with a panel left over at N = 96,
 # and past gemm.PREFETCH_BYTES at (64, 700, 600)
 @pytest.mark.parametrize("threads", [1, 2])
