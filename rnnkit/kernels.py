@@ -562,48 +562,52 @@ def own_from(sync, p, k, T):
 # --- RNN: h = f(xp + h_prev @ W_hh.T + b_hh), f = tanh (relu=False) or relu ----------------------
 
 @_inline
-def rnn_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps):
+def rnn_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps, zeros, fused):
     P, zero = hps.shape[0], xp.dtype.type(0)
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, h_prev, h_prevs, h_prevs, False)
-        a, o_ = xp[t, b], out[t, b]
+        a, o_ = xp[t if keep or not fused else 0, b], out[t, b]
         if t >= lengths[b]:
             pass_state(b, a, o_, o_, h_prev, h_next)
             continue
         for q in range(P):
             j0, j1 = units(edges, q)
-            a_, hp_, bias = a[j0:j1], hps[q, b], bp[q]
+            a_, bias = a[j0:j1], bp[q]
+            u, v = (hps[q, b], zeros) if fused else (a_, hps[q, b])   # fused: hps holds the input's term too
             if relu:
                 for k in range(j1 - j0):
-                    a_[k] = max(a_[k] + hp_[k] + bias[k], zero)
+                    a_[k] = max(u[k] + v[k] + bias[k], zero)
             else:
                 for k in range(j1 - j0):
-                    a_[k] = tanh(a_[k] + hp_[k] + bias[k])
+                    a_[k] = tanh(u[k] + v[k] + bias[k])
         o_[:] = a
         h_next[b] = a
 
 
 @_inline
-def rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps):
-    s = k // 2
+def rnn_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, zeros):
+    s, t = k // 2, order(k // 2, T, reverse)
     if k % 2 == 0:
-        product_part(q, P, hs[s % 2, :, :0], hs[s % 2], Wk, hps)
+        product_part(q, P, x[t], hs[s % 2], Wk, hps)
     else:
         b0, b1 = rows(q, P, hs.shape[1])
-        rnn_forward_rows(b0, b1, order(s, T, reverse), xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep,
-                         out, h_prevs, hps)
+        rnn_forward_rows(b0, b1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep, out, h_prevs, hps,
+                         zeros, x.shape[2] > 0)
 
 
 @_twins
-def rnn_forward(xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync):
-    """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out."""
-    T = xp.shape[0]
-    hps, hs, _ = forward_scratch(Wk, h)
+def rnn_forward(xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync):
+    """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out. x (T, B, I): the
+    input, where Wk packs W_ih too (forward_weights) and xp is written, not read (one step of
+    scratch when keep is False); else (T, B, 0)."""
+    T = out.shape[0]
+    hps, hs, zeros = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            rnn_forward_task(k, q, P, T, reverse, xp, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps)
+            rnn_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps,
+                             zeros)
             b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 

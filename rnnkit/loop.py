@@ -167,11 +167,23 @@ def takes_input(step, x, W_hh, keep, parts):
     input_apart. The GRU's n gate takes its input's and its state's terms from products of their
     own (gru_input_weights). Where each thread works alone on its rows, W is small and the step's
     three products and their packing cost more than the projection of all steps; in training the
-    packed weights would grow by W_ih, past PyTorch's peak at (35, 20, 650, 650). The RNN's step
-    product, of H columns, ran slower than the projection of all steps in one product, and a batch
-    of fewer rows runs tiles of fewer rows."""
+    packed weights would grow by W_ih, past PyTorch's peak at (35, 20, 650, 650). A batch of fewer
+    rows runs tiles of fewer rows.
+
+    The compiled RNN takes its input inside where the tiles take K whole (rnnkit.gemm.WHOLE_K: Zen
+    4), in training and inference. Its step's product has only H columns, and with K in chunks (on
+    the Xeon of sessions 23-32) it ran slower than the projection of all steps in one product. Over
+    the whole of K it ran faster. Throwaway A/B timings on Zen 4 (each variant in its own process,
+    in turns, five or six rounds of medians of 15 calls), inside over apart in time: inference
+    0.869 at (T, B, I, H) = (35, 20, 650, 650), 0.910 at (100, 64, 512, 512), 0.800 at (100, 32,
+    256, 256), 0.728 at (100, 32, 128, 128) and 0.832 at (50, 16, 64, 64); training 0.958, 0.961,
+    0.938, 0.781 and 0.888."""
     T, B, I = x.shape
-    if not compiled(step, T, B) or B < packed.MIN_ROWS or type(step) not in (LSTMStep, GRUStep):
+    if not compiled(step, T, B) or B < packed.MIN_ROWS:
+        return False
+    if type(step) is RNNStep:
+        return packed.WHOLE_K
+    if type(step) not in (LSTMStep, GRUStep):
         return False
     if type(step) is GRUStep and (keep or kernels.packing_parts(parts, B, W_hh, I) == 1
                                   or not kernels.gru_input_pays(B, I, W_hh.shape[1], parts)):
@@ -280,7 +292,7 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
         kernels.gru_forward[P](xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_prevs, extra, sync)
     else:
         relu = step.nonlinearity == "relu"
-        kernels.rnn_forward[P](xp, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync)
+        kernels.rnn_forward[P](xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync)
     if not keep:
         ws.give_back(h_prevs, c_prevs, extra, buffer)
         return out, h, c, None

@@ -117,17 +117,19 @@ def test_parts_in_threads_equal_one_part(mode, nl, B, monkeypatch):
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_lstm_input_in_each_step_equals_projection_of_all_steps(threads, monkeypatch):
-    """The LSTM's step product that takes the input too ([x_t, h_prev] @ [W_ih, W_hh].T, for a batch
-    of R rows or more) gives what the projection of all steps followed by the loop gives, training
-    and under no_grad, on one part or three."""
+@pytest.mark.parametrize("mode,nonlinearity", [("LSTM", "tanh"), ("RNN", "tanh"), ("RNN", "relu")])
+def test_input_in_each_step_equals_projection_of_all_steps(mode, nonlinearity, threads, monkeypatch):
+    """The LSTM's or the RNN's step product that takes the input too ([x_t, h_prev] @ [W_ih,
+    W_hh].T, for a batch of R rows or more) gives what the projection of all steps followed by the
+    loop gives, training and under no_grad, on one part or three."""
     rng = np.random.default_rng(5)
-    layer = make("LSTM", "tanh", np.float64, num_layers=2, bidirectional=True)
+    layer = make(mode, nonlinearity, np.float64, num_layers=2, bidirectional=True)
     T, B = 6, 5
     x = rng.standard_normal((T, B, 5))
     lengths = np.array([6, 2, 5, 1, 4])
     dy = rng.standard_normal((T, B, 14))
-    dstate = (rng.standard_normal((4, B, 7)), rng.standard_normal((4, B, 7)))
+    dh = rng.standard_normal((4, B, 7))
+    dstate = (dh, rng.standard_normal((4, B, 7))) if mode == "LSTM" else dh
     split_on(monkeypatch, threads)
     runs = []
     for inside in (True, False):
@@ -184,6 +186,19 @@ def test_input_apart_where_w_is_past_l2_and_the_batch_small(monkeypatch):
     assert loop.takes_input(step, x, W_hh, False, 2) == kernels.ENABLED
     step, x, W_hh = layer("GRU", 512, 48)                             # the GRU's rule stays
     assert loop.input_apart(step, 48, 512, W_hh, False, 2)
+
+
+@pytest.mark.parametrize("whole_k", [True, False])
+def test_rnn_takes_its_input_inside_where_k_is_whole(whole_k, monkeypatch):
+    """The compiled RNN's input goes inside each step's product, training and inference, where the
+    tiles take K whole (rnnkit.gemm.WHOLE_K), from rnnkit.gemm.MIN_ROWS rows; never elsewhere."""
+    monkeypatch.setattr(gemm, "WHOLE_K", whole_k)
+    step, W_hh = rnnkit.RNN(650, 650, seed=0).step, np.empty((650, 650), np.float32)
+    for B, T in ((20, 35), (64, 100), (gemm.MIN_ROWS, 50), (gemm.MIN_ROWS - 1, 50), (1, 200)):
+        x = np.empty((T, B, 650), np.float32)
+        for keep in (True, False):
+            expected = whole_k and kernels.ENABLED and B >= gemm.MIN_ROWS
+            assert loop.takes_input(step, x, W_hh, keep, 2) == expected, (B, keep)
 
 
 @pytest.mark.parametrize("mode", ["RNN", "LSTM"])
@@ -525,7 +540,8 @@ def test_inference_packs_a_projection_of_fewer_than_2k_rows(monkeypatch):
     where the packed copy would raise the step's peak, through matmul), and gives the same output."""
     split_on(monkeypatch, 2)
     monkeypatch.setattr(products, "SPLIT_WORK", 0)
-    T, B, I = 10, 15, 100                                              # M = 150: I <= M < 2I
+    monkeypatch.setattr(loop, "takes_input", lambda *args: False)      # a projection (on Zen 4 the RNN's
+    T, B, I = 10, 15, 100                                              # input goes inside); M = 150: I <= M < 2I
     assert products.packs(T * B, I, 40, 2, keep=False) and not products.packs(T * B, I, 40, 2)
     layer = rnnkit.RNN(I, 40, seed=3, dtype=np.float64)
     x = np.random.default_rng(9).standard_normal((T, B, I))
