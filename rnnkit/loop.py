@@ -173,7 +173,7 @@ def takes_input(step, x, W_hh, keep, parts):
     The compiled RNN takes its input inside where the tiles take K whole (rnnkit.gemm.WHOLE_K: Zen
     4), in training and inference. Its step's product has only H columns, and with K in chunks (on
     the Xeon of sessions 23-32) it ran slower than the projection of all steps in one product. Over
-    the whole of K it ran faster. Throwaway A/B timings on Zen 4 (each variant in its own process,
+    the whole of K it ran faster at (35, 20, 650, 650) inference, within the noise elsewhere. Throwaway A/B timings on Zen 4 (each variant in its own process,
     in turns, five or six rounds of medians of 15 calls), inside over apart in time: inference
     0.869 at (T, B, I, H) = (35, 20, 650, 650), 0.910 at (100, 64, 512, 512), 0.800 at (100, 32,
     256, 256), 0.728 at (100, 32, 128, 128) and 0.832 at (50, 16, 64, 64); training 0.958, 0.961,
