@@ -173,21 +173,20 @@ def takes_input(step, x, W_hh, keep, parts):
     The compiled RNN takes its input inside where the tiles take K whole (rnnkit.gemm.WHOLE_K: Zen
     4), in training and inference. Its step's product has only H columns, and with K in chunks (on
     the Xeon of sessions 23-32) it ran slower than the projection of all steps in one product. Over
-    the whole of K it ran faster at (35, 20, 650, 650) inference, within the noise elsewhere. Throwaway A/B timings on Zen 4 (each variant in its own process,
-    in turns, five or six rounds of medians of 15 calls), inside over apart in time: inference
-    0.869 at (T, B, I, H) = (35, 20, 650, 650), 0.910 at (100, 64, 512, 512), 0.800 at (100, 32,
-    256, 256), 0.728 at (100, 32, 128, 128) and 0.832 at (50, 16, 64, 64); training 0.958, 0.961,
-    0.938, 0.781 and 0.888. `python bench/compare.py adeaa60 d3c8b40 --modes RNN --sizes
+    the whole of K it ran faster at (35, 20, 650, 650) inference, within the noise elsewhere.
+    Throwaway A/B timings on Zen 4 (each variant in its own process, in turns, five or six rounds
+    of medians of 15 calls, in a loaded hour), inside over apart in time: inference 0.869 at (T, B,
+    I, H) = (35, 20, 650, 650), 0.910 at (100, 64, 512, 512), 0.800 at (100, 32, 256, 256), 0.728 at
+    (100, 32, 128, 128) and 0.832 at (50, 16, 64, 64); training 0.958, 0.961, 0.938, 0.781 and
+    0.888. `python bench/compare.py adeaa60 d3c8b40 --modes RNN --sizes
     35,20,650,650 100,32,128,128 100,64,512,512 --rounds 3 --repeats 5` (apart/inside, above 1:
     inside faster; training, inference): 0.981 and 1.089 at (35, 20, 650, 650), 0.991 and 0.974
     at (100, 32, 128, 128), 1.008 and 1.022 at (100, 64, 512, 512)."""
     T, B, I = x.shape
     if not compiled(step, T, B) or B < packed.MIN_ROWS:
         return False
-    if type(step) is RNNStep:
+    if type(step) is RNNStep:                          # compiled holds for the RNN, LSTM and GRU steps only
         return packed.WHOLE_K
-    if type(step) not in (LSTMStep, GRUStep):
-        return False
     if type(step) is GRUStep and (keep or kernels.packing_parts(parts, B, W_hh, I) == 1
                                   or not kernels.gru_input_pays(B, I, W_hh.shape[1], parts)):
         return False

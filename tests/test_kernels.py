@@ -540,8 +540,9 @@ def test_inference_packs_a_projection_of_fewer_than_2k_rows(monkeypatch):
     where the packed copy would raise the step's peak, through matmul), and gives the same output."""
     split_on(monkeypatch, 2)
     monkeypatch.setattr(products, "SPLIT_WORK", 0)
-    monkeypatch.setattr(loop, "takes_input", lambda *args: False)      # a projection (on Zen 4 the RNN's
-    T, B, I = 10, 15, 100                                              # input goes inside); M = 150: I <= M < 2I
+    monkeypatch.setattr(loop, "takes_input", lambda *args: False)      # the projection of all steps, though
+    T, B, I = 10, 15, 100                                              # on Zen 4 the RNN's input goes inside
+    # M = 150: I <= M < 2I
     assert products.packs(T * B, I, 40, 2, keep=False) and not products.packs(T * B, I, 40, 2)
     layer = rnnkit.RNN(I, 40, seed=3, dtype=np.float64)
     x = np.random.default_rng(9).standard_normal((T, B, I))
