@@ -19,6 +19,7 @@ from . import gemm as packed
 from . import kernels
 from .products import matmul, product
 from .steps import GRUStep, LSTMStep, RNNStep
+from . import workspace
 from .workspace import FRESH
 
 
@@ -78,16 +79,15 @@ def outputs(T, B, H, dt, mask, reverse, keep, ws):
     costs no memory of its own (the layer's output is read-only until backward: RNNBase.forward).
     With a mask, padding steps output zeros while the state passes through: h_prevs apart, from ws."""
     if keep and mask is None:
-        hs = np.empty((T + 1, B, H), dt)
+        hs = workspace.empty((T + 1, B, H), dt)
         return (hs[:T], hs[1:]) if reverse else (hs[1:], hs[:T])
-    return np.empty((T, B, H), dt), ws.empty((T if keep else 0, B, H), dt)
+    return workspace.empty((T, B, H), dt), ws.empty((T if keep else 0, B, H), dt)
 
 
 def release(cache, ws):
-    """Give a cache's arrays back to ws once backward is done with them: all but an h_prevs that is
-    a view of the output's memory (outputs), which the caller may still hold."""
-    h_prevs = cache.h_prevs if cache.h_prevs.base is None else None
-    ws.give_back(h_prevs, cache.c_prevs, cache.saved, cache.extra)
+    """Give a cache's arrays back to ws once backward is done with them. An h_prevs that is a view
+    of the output's memory (outputs), which the caller may still hold, is not ws's: it skips it."""
+    ws.give_back(cache.h_prevs, cache.c_prevs, cache.saved, cache.extra)
 
 
 def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts=1, ws=FRESH):
@@ -104,8 +104,8 @@ def run_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, parts=1, ws
     h_prevs, c_prevs, saved = cache.h_prevs, cache.c_prevs, cache.saved
     T, B, H = dout.shape
     GH = W_hh.shape[0]
-    dxp = np.empty((T, B, GH), dout.dtype)
-    dhp = dxp if step.shared_grad else np.empty_like(dxp)
+    dxp = workspace.empty((T, B, GH), dout.dtype)
+    dhp = dxp if step.shared_grad else workspace.empty(dxp.shape, dxp.dtype)
     dh, dc = dh_n, dc_n
     for t in (range(T) if reverse else range(T - 1, -1, -1)):
         c_prev = c_prevs[t] if c_prevs is not None else None

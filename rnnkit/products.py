@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import gemm as packed
-from . import kernels
+from . import kernels, workspace
 from .blas import sleep_when_idle, thread_setter
 from .workspace import FRESH
 
@@ -71,7 +71,7 @@ def matmul(a, b, parts=1, out=None):
     if parts == 1 or _set_threads is None or a.shape[0] < 2 * parts:
         return np.matmul(a, b, out=out)
     if out is None:
-        out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+        out = workspace.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
     if a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_WORK:
         parts = 1
     global _pool
@@ -142,7 +142,7 @@ def packed_product(a, W, parts, out=None, bias=None, ws=FRESH):
     """a @ W (+ bias) through rnnkit.gemm on parts threads, W packed into scratch from ws."""
     K, N = W.shape
     if out is None:
-        out = np.empty((a.shape[0], N), np.result_type(a, W))
+        out = workspace.empty((a.shape[0], N), np.result_type(a, W))
     shape = packed.packed_shape(1, K, N)
     buffer = ws.flat(math.prod(shape), W.dtype)
     Wk = packed.packed_in(buffer, shape)

@@ -9,6 +9,7 @@ import pytest
 import rnnkit
 from rnnkit import gemm, kernels, transpose
 from rnnkit.gradcheck import relative_error
+from rnnkit import workspace
 from rnnkit.workspace import Workspace
 
 
@@ -85,14 +86,37 @@ def test_workspace_hands_back_and_forgets_old_shapes():
     ws.give_back(a)
     assert ws.empty((3, 4), np.float32) is a
     assert ws.empty((3, 4), np.float32) is not a           # taken already: a new one
-    ws.give_back(a, np.empty(5), np.empty(6))              # three shapes, room for two
+    ws.give_back(a, ws.flat(5, float), ws.flat(6, float))  # three shapes, room for two
     assert ws.empty((3, 4), np.float32) is not a
+
+
+def test_workspace_takes_back_only_its_own_arrays():
+    ws = Workspace()
+    own, foreign = ws.empty((3, 4), np.float32), np.empty((3, 4), np.float32)
+    ws.give_back(foreign, own[1:])                         # neither was made here (own[1:] is a view)
+    assert ws.empty((3, 4), np.float32) is not foreign
+    ws.give_back(own)
+    assert ws.empty((3, 4), np.float32) is own
+
+
+@pytest.mark.parametrize("shape,dtype", [((1,), np.float32), ((3, 5), np.float32), ((100, 7, 3), np.float64),
+                                         ((3_000_000,), np.float32)])
+def test_scratch_starts_on_a_cache_line(shape, dtype):
+    """NumPy itself starts an array this large 16 bytes past a cache line (the first asserts it, so
+    that this test can fail where alignment is not given)."""
+    if shape == (3_000_000,):
+        assert np.empty(shape, dtype).ctypes.data % workspace.ALIGN != 0
+    for a in (workspace.empty(shape, dtype), Workspace().empty(shape, dtype), Workspace().flat(5, dtype),
+              workspace.FRESH.empty(shape, dtype), workspace.FRESH.flat(7, dtype)):
+        assert a.ctypes.data % workspace.ALIGN == 0
+    a = workspace.empty(shape, dtype)
+    assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
 
 
 def test_flat_hands_out_the_smallest_free_buffer_large_enough():
     ws = Workspace()
-    small, large, wide = np.empty(10, np.float32), np.empty(100, np.float32), np.empty(50, np.float64)
-    ws.give_back(large, small, wide, np.empty((8, 8), np.float32))   # a 2-D array is never a flat buffer
+    small, large, wide = ws.flat(10, np.float32), ws.flat(100, np.float32), ws.flat(50, np.float64)
+    ws.give_back(large, small, wide, ws.empty((8, 8), np.float32))   # a 2-D array is never a flat buffer
     assert ws.flat(10, np.float32) is small                    # fits exactly
     assert ws.flat(11, np.float32) is large                    # small is taken; the other float32 fits
     fresh = ws.flat(20, np.float32)                            # none free fits, and wide is float64
