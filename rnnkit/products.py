@@ -39,7 +39,10 @@ FEW_ROWS = 32            # rows of a, at most, for a product turned round (turne
 TURNED_VALUES = 1 << 17  # values of W, at least, for a product turned round
 SPLIT_WORK = 1 << 25     # multiply-adds below which handing a block to another thread costs more than it saves
 PACK_VALUES = 1 << 18    # values of W, at most, for a large product to pack it (1 MB in float32; see packs)
+PACK_VALUES_ON = {"emeraldrapids": 1 << 16}     # by LLVM's name of the CPU: its own PACK_VALUES
 _pool = None
+if kernels.ENABLED:
+    PACK_VALUES = PACK_VALUES_ON.get(packed._target_name(), PACK_VALUES)
 
 
 def turned_round(a, b):
@@ -119,7 +122,17 @@ def packs(M, K, N, parts, gradient=False, keep=True):
     --repeats 5`, two runs on two cores of an Intel Xeon (L2 2 MB a core), product / BLAS: up to
     2^18 values, 0.93-1.12 at (M, K, N) = (6400, 512, 512), (3200, 256, 1024) and (3200, 1024,
     256); past it, 0.77-0.99 at (6400, 512, 1536), (6400, 512, 2048), (6400, 2048, 512), (700,
-    650, 650) and (700, 650, 2600)."""
+    650, 650) and (700, 650, 2600). On the Xeon whose LLVM name is emeraldrapids (also L2 2 MB a
+    core), BLAS took the lead from fewer values (PACK_VALUES_ON). There, a throwaway timing on two
+    threads (the two ways in turns, 31 rounds in one process; BLAS's time over the packed
+    product's, median and quartiles): (6400, 512, 512) 0.871 (0.793-0.928) and, in a second run,
+    0.832 (0.811-0.852); (3200, 1024, 256) 0.914, (3200, 256, 768) 0.879, (3200, 768, 256) 0.930;
+    at 2^16 values and fewer, (3200, 256, 256) 0.940, (3200, 128, 512) 0.895, (3200, 512, 128)
+    0.977, (3200, 384, 128) 0.999, (3200, 128, 128) 1.192 and (800, 64, 64) 1.548. In the layers
+    (a throwaway A/B in one process, 15 rounds in turns; time at 2^18 over 2^16, training and
+    inference): RNN (T, B, I, H) = (100, 64, 512, 512) 1.032 and 1.070, GRU (100, 32, 256, 256)
+    1.045 and 1.003, LSTM (100, 32, 256, 256) 0.984 and 0.984; at 2^15, GRU (100, 32, 128, 128)
+    0.970 and 0.941, so 2^16."""
     if not kernels.ENABLED or parts == 1 or M < 2 * kernels.PRODUCT_ROWS:
         return False
     return M * K * N < SPLIT_WORK or (not gradient and M >= (2 if keep else 1) * K and K * N <= PACK_VALUES)

@@ -517,8 +517,9 @@ def test_small_weight_gradient_product_equals_numpy(parts, dtype):
     assert not products.packs(M, steps, N, 1, gradient=True)
     big = products.SPLIT_WORK // (M * N) + 1                           # steps enough to split: matmul
     assert not products.packs(M, big, N, parts, gradient=True)
-    assert products.packs(2 * big, big, N, parts) == kernels.ENABLED    # M >= 2K packs a projection,
-    assert not products.packs(2 * big, big, N, parts, gradient=True)    # not a weight gradient
+    n = products.PACK_VALUES // big                                    # W (big, n) within PACK_VALUES
+    assert products.packs(2 * big, big, n, parts) == kernels.ENABLED    # M >= 2K packs a projection,
+    assert not products.packs(2 * big, big, n, parts, gradient=True)    # not a weight gradient
     c = np.zeros((M, N), dtype)
     products.add_matmul(c, dxp.T, x, parts)
     assert relative_error(c, dxp.T @ x) < tolerance
@@ -533,6 +534,16 @@ def test_a_projection_packs_w_of_at_most_pack_values():
     for keep in (True, False):
         assert products.packs(4 * K, K, N, 2, keep=keep) == kernels.ENABLED
         assert not products.packs(4 * K, K, N + 1, 2, keep=keep)
+
+
+@pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
+@pytest.mark.parametrize("cpu", ["emeraldrapids", "znver4", "skylake-avx512"])
+def test_pack_values_follow_the_cpu_numba_compiles_for(cpu):
+    """PACK_VALUES is the CPU's own where PACK_VALUES_ON names it, and 2^18 elsewhere."""
+    env = dict(os.environ, NUMBA_CPU_NAME=cpu)
+    done = subprocess.run([sys.executable, "-c", "from rnnkit import products; print(products.PACK_VALUES)"],
+                          env=env, capture_output=True, text=True, check=True)
+    assert int(done.stdout) == {"emeraldrapids": 1 << 16}.get(cpu, 1 << 18)
 
 
 def test_inference_packs_a_projection_of_fewer_than_2k_rows(monkeypatch):
