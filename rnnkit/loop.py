@@ -197,6 +197,8 @@ L2_BYTES = 2 << 20          # a core's L2 on the project's machine (lscpu: 2 MB 
 # batch rows, at most, for input_apart: in inference, in training (the GRU's input never goes
 # inside in training, so its 0 is never read)
 APART_ROWS = {LSTMStep: (20, 32), GRUStep: (48, 0)}
+ALONE_APART_ON = {"emeraldrapids"}      # by LLVM's name of the CPU: where the LSTM's input goes apart
+ALONE_APART = kernels.ENABLED and packed._target_name() in ALONE_APART_ON      # to leave its threads alone
 
 
 def input_apart(step, B, I, W_hh, keep, parts):
@@ -219,9 +221,20 @@ def input_apart(step, B, I, W_hh, keep, parts):
     K whole (rnnkit.gemm.WHOLE_K: Zen 4), the LSTM's input never goes apart in inference. There, at
     (35, 20, 650, 650), inside over apart in time (a throwaway A/B, each in its own process in
     turns, the medians of 8 rounds and their range): inference 0.955 (0.912-1.037), training 0.993
-    (0.962-1.051), where inside raised the training step's memory from 23.5 MB to 29.5."""
+    (0.962-1.051), where inside raised the training step's memory from 23.5 MB to 29.5.
+
+    Where ALONE_APART (the Xeon whose LLVM name is emeraldrapids), the LSTM's input also goes apart
+    where [W_ih, W_hh] would have its threads split the units, meeting twice a step, and W_hh alone
+    lets each work alone on its rows (rnnkit.kernels.packing_parts). There, at (100, 32, 256, 256),
+    inside over apart in time (a throwaway A/B in one process, the two ways in turns, medians of 15
+    rounds and quartiles): inference 1.090 (1.061-1.104), training 1.052 (1.021-1.075); where the
+    threads work alone either way or split either way, apart ran no faster: inference 0.917 at
+    (100, 32, 128, 128), 0.911 at (50, 16, 64, 64), 1.018 at (100, 64, 512, 512)."""
     if type(step) is LSTMStep and packed.WHOLE_K and not keep:
         return False
+    if (type(step) is LSTMStep and ALONE_APART and kernels.packing_parts(parts, B, W_hh, I) > 1
+            and kernels.packing_parts(parts, B, W_hh) == 1):
+        return True
     if type(step) is GRUStep:
         P = parts                                      # the GRU's input goes inside only on P parts
         size = kernels.gru_input_size(W_hh.shape[1], P, I)

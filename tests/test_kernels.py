@@ -152,6 +152,7 @@ def test_input_apart_where_w_is_past_l2_and_the_batch_small(monkeypatch):
     packed values counted by hand. Where the tiles take K whole (Zen 4), the LSTM's never goes apart in
     inference."""
     monkeypatch.setattr(gemm, "WHOLE_K", False)
+    monkeypatch.setattr(loop, "ALONE_APART", False)
 
     def layer(mode, H, B):
         G = {"LSTM": 4, "GRU": 3}[mode]
@@ -186,6 +187,28 @@ def test_input_apart_where_w_is_past_l2_and_the_batch_small(monkeypatch):
     assert loop.takes_input(step, x, W_hh, False, 2) == kernels.ENABLED
     step, x, W_hh = layer("GRU", 512, 48)                             # the GRU's rule stays
     assert loop.input_apart(step, 48, 512, W_hh, False, 2)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_lstm_input_apart_where_that_leaves_its_threads_alone(keep, monkeypatch):
+    """Where loop.ALONE_APART, the LSTM's input goes apart where [W_ih, W_hh] would split the units
+    between the threads and W_hh alone lets each work alone on its rows: the bytes counted by hand."""
+    monkeypatch.setattr(gemm, "WHOLE_K", False)
+    assert kernels.ALONE_BYTES == 1 << 20
+    step = rnnkit.LSTM(256, 256, seed=0).step
+    W_hh = np.empty((1024, 256), np.float32)                          # 1 MB alone, 2 MB with W_ih (256, 1024)
+    for alone_apart in (True, False):
+        monkeypatch.setattr(loop, "ALONE_APART", alone_apart)
+        assert loop.input_apart(step, 32, 256, W_hh, keep, 2) == alone_apart
+        assert loop.input_apart(step, 8, 256, W_hh, keep, 2) == alone_apart    # 4 rows a thread: alone
+        assert not loop.input_apart(step, 7, 256, W_hh, keep, 2)               # too few rows to work alone
+        assert not loop.input_apart(step, 32, 128, np.empty((512, 128), np.float32), keep, 2)  # alone anyway
+        assert not loop.input_apart(step, 32, 256, W_hh, keep, 1)              # one thread
+        x = np.empty((10, 32, 256), np.float32)
+        assert loop.takes_input(step, x, W_hh, keep, 2) == (kernels.ENABLED and not alone_apart)
+    W_hh = np.empty((2048, 512), np.float32)                           # 4 MB alone: split either way
+    monkeypatch.setattr(loop, "ALONE_APART", True)
+    assert not loop.input_apart(step, 64, 512, W_hh, keep, 2)
 
 
 @pytest.mark.parametrize("whole_k", [True, False])
