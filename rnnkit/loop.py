@@ -16,10 +16,9 @@ from typing import NamedTuple
 import numpy as np
 
 from . import gemm as packed
-from . import kernels
+from . import kernels, workspace
 from .products import matmul, product
 from .steps import GRUStep, LSTMStep, RNNStep
-from . import workspace
 from .workspace import FRESH
 
 
