@@ -231,14 +231,13 @@ def input_apart(step, B, I, W_hh, keep, parts):
     (100, 32, 128, 128), 0.911 at (50, 16, 64, 64), 1.018 at (100, 64, 512, 512)."""
     if type(step) is LSTMStep and packed.WHOLE_K and not keep:
         return False
-    if (type(step) is LSTMStep and ALONE_APART and kernels.packing_parts(parts, B, W_hh, I) > 1
-            and kernels.packing_parts(parts, B, W_hh) == 1):
-        return True
     if type(step) is GRUStep:
         P = parts                                      # the GRU's input goes inside only on P parts
         size = kernels.gru_input_size(W_hh.shape[1], P, I)
     else:
         P = kernels.packing_parts(parts, B, W_hh, I)
+        if ALONE_APART and P > 1 and kernels.packing_parts(parts, B, W_hh) == 1:
+            return True                                # apart, each thread works alone on its rows
         size = kernels.weights_size(W_hh, P, I)
     return B <= APART_ROWS[type(step)][keep] and size * W_hh.itemsize / P > L2_BYTES
 

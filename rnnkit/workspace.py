@@ -40,7 +40,7 @@ ALIGN = 64      # bytes: a cache line, and one AVX-512 vector
 def empty(shape, dtype):
     """np.empty(shape, dtype) whose data starts at a multiple of ALIGN bytes."""
     dtype = np.dtype(dtype)
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    shape = tuple(shape) if np.iterable(shape) else (int(shape),)
     nbytes = math.prod(shape) * dtype.itemsize
     memory = np.empty(nbytes + ALIGN, np.uint8)
     start = -memory.ctypes.data % ALIGN
