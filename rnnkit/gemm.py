@@ -220,7 +220,7 @@ def _target_features():
     return config.CPU_FEATURES if config.CPU_FEATURES is not None else numba.core.codegen.get_host_cpu_features()
 
 
-def _target_name():
+def target_name():
     """LLVM's name of the CPU Numba compiles for: NUMBA_CPU_NAME where set, else the host's."""
     from llvmlite import binding                       # Numba's compiler: present wherever Numba is
     config = numba.core.config
@@ -257,7 +257,7 @@ def _tiles():
 if ENABLED:
     if "+avx512f" not in _target_features().split(","):
         R = 4           # AVX2's 16 registers hold the sums of a tile of 4 rows
-    PAIRED_ROWS = PAIRED_FROM.get(_target_name(), 0) if R == 8 else 0
+    PAIRED_ROWS = PAIRED_FROM.get(target_name(), 0) if R == 8 else 0
     WHOLE_K = PAIRED_ROWS > 0
     globals().update(_tiles())
     pack_panel = numba.njit(inline="always", **FAST)(pack_panel)
@@ -354,11 +354,17 @@ def gemm(X, A, Wk, C):
     throwaway timing, prefetching/not: 1.18-1.26 at (B, K, N) = (20, 650, 2600), (20, 1300, 1300)
     and (20, 2600, 650), 1.03-1.06 at (20, 650, 650), 1.00-1.05 at (32, 512, 1024); at 64 rows,
     0.99-1.02, and a layer at (100, 64, 512, 512) ran slower with it (`python bench/compare.py`,
-    LSTM inference 0.914); where W fits L2, 0.89-0.98."""
+    LSTM inference 0.914); where W fits L2, 0.89-0.98.
+
+    The edge panel goes through whole_panels too, whose tiles take k0, jp and add as variables.
+    Passed as constants (0, 0, False) through the inlined panel_rows, they reached each tile as
+    Numba literals, which compile a build of their own: from nothing, every tile compiled twice
+    per dtype, 7-15 s each. A clean clone's `python -m pytest -q -n 2` on the project's 2-core
+    machine: 549.8 s before, 456.8 s after (one run each)."""
     whole = whole_panels(X, A, Wk, C)
     if whole < Wk.shape[0]:
         edge = np.empty((A.shape[0], V), C.dtype)
-        panel_rows(X, A, Wk[whole:whole + 1], edge, 0, 0, X.shape[1] + A.shape[1], False, Wk.reshape(-1), 0, 0)
+        whole_panels(X, A, Wk[whole:whole + 1], edge)
         C[:, whole * V:] = edge[:, :C.shape[1] - whole * V]
 
 

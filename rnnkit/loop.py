@@ -197,7 +197,7 @@ L2_BYTES = 2 << 20          # a core's L2 on the project's machine (lscpu: 2 MB 
 # inside in training, so its 0 is never read)
 APART_ROWS = {LSTMStep: (20, 32), GRUStep: (48, 0)}
 ALONE_APART_ON = {"emeraldrapids"}      # by LLVM's name of the CPU: where the LSTM's input goes apart
-ALONE_APART = kernels.ENABLED and packed._target_name() in ALONE_APART_ON      # to leave its threads alone
+ALONE_APART = kernels.ENABLED and packed.target_name() in ALONE_APART_ON      # to leave its threads alone
 
 
 def input_apart(step, B, I, W_hh, keep, parts):

@@ -42,7 +42,7 @@ PACK_VALUES = 1 << 18    # values of W, at most, for a large product to pack it 
 PACK_VALUES_ON = {"emeraldrapids": 1 << 16}     # by LLVM's name of the CPU: its own PACK_VALUES
 _pool = None
 if kernels.ENABLED:
-    PACK_VALUES = PACK_VALUES_ON.get(packed._target_name(), PACK_VALUES)
+    PACK_VALUES = PACK_VALUES_ON.get(packed.target_name(), PACK_VALUES)
 
 
 def turned_round(a, b):
