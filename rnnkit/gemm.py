@@ -167,17 +167,12 @@ def _tile_source(name, rows, panel_count=1, prefetching=False):
     panels, X's columns against the panels' first rows and A's against the rest. Prefetching, it
     takes (flat, pf0, step) too and, at its k-th multiply-add of a row, prefetches line pf0 + ((k *
     step) >> 16) of flat (Wk's values, lines of LINE bytes): step is lines per k in 16-bit fixed
-    point, so the lines come evenly over the loop, with no branch and no division in it. The k loop
-    indexes views that start at their first row, from 0: indexed from k0 (which LLVM cannot know is
-    not negative) each read also computed Python's wrap-around of a negative index and a multiply
-    by the stride, about 11 instructions in a loop of 41 for 16 FMAs (one core, `python bench/gemm.py
+    point, so the lines come evenly over the loop, with no branch and no division in it. The k loops index
+    views that start at their first row, from 0: indexed from k0 (which LLVM cannot know is not
+    negative) each read also computed Python's wrap-around of a negative index and a multiply by the
+    stride, about 11 instructions in a loop of 41 for 16 FMAs (one core, `python bench/gemm.py
     --repeats 5`: rnnkit.gemm / NumPy BLAS, median over the shapes, 1.50 before, 1.65-1.71 in three
-    runs after). One k loop runs twice, over X's columns and then A's: written out once for each,
-    a tile of 8 rows took 9.5-15.7 s to compile, and 7.1-11.1 s as one (throwaway timings, the two
-    in turns; Numba's SSA passes and lowering take most of it, LLVM 1-2 s), and ran as fast (one
-    core, the two in turns, 15 rounds, one loop's speed over two loops', without and with
-    prefetching: 1.008 and 0.978 at (B, K, N) = (16, 256, 1024), 1.001 and 1.002 at (16, 256 + 256,
-    1024), 1.006 and 1.006 at (32, 512, 1024), 0.992 and 1.000 at (24, 650 + 650, 640))."""
+    runs after)."""
     acc = [[[f"c{r}_{p}_{v}" for v in range(V)] for p in range(panel_count)] for r in range(rows)]
     lines = [f"def {name}(X, A, Wk, C, i0, jp, k0, k1, add{', flat, pf0, step' if prefetching else ''}):",
              "    zero = A.dtype.type(0)",
@@ -185,22 +180,19 @@ def _tile_source(name, rows, panel_count=1, prefetching=False):
     if prefetching:
         lines += ["    line = LINE // Wk.itemsize", "    done = 0"]
     lines += [f"    {' = '.join(acc[r][p])} = zero" for r in range(rows) for p in range(panel_count)]
-    lines += ["    for part in range(2):",                                  # X's columns, then A's
-              "        if part == 0:",
-              "            S, lo, n, start = X, min(k0, K0), max(min(k1, K0) - min(k0, K0), 0), min(k0, K0)",
-              "        else:",
-              "            lo = max(k0, K0) - K0",
-              "            S, n, start = A, max(k1 - K0 - lo, 0), K0 + lo"]
-    lines += [f"        w{p}s = Wk[jp + {p}, start:start + n]" for p in range(panel_count)]
-    lines += [f"        a{r}s = S[i0 + {r}, lo:lo + n]" for r in range(rows)]
-    lines += ["        for k in range(n):"]
-    if prefetching:
-        lines += ["            prefetch(flat, (pf0 + (((done + k) * step) >> 16)) * line)"]
-    lines += [f"            w{p} = w{p}s[k]" for p in range(panel_count)]
-    lines += [f"            a{r} = a{r}s[k]" for r in range(rows)]
-    lines += [f"            {acc[r][p][v]} += a{r} * w{p}[{v}]"
-              for r in range(rows) for p in range(panel_count) for v in range(V)]
-    lines += ["        done += n"] if prefetching else []
+    for source, lo, hi, start in (("X", "min(k0, K0)", "min(k1, K0)", "lo"),
+                                  ("A", "max(k0, K0) - K0", "k1 - K0", "K0 + lo")):
+        lines += [f"    lo = {lo}", f"    n = max({hi} - lo, 0)"]
+        lines += [f"    w{p}s = Wk[jp + {p}, {start}:{start} + n]" for p in range(panel_count)]
+        lines += [f"    a{r}s = {source}[i0 + {r}, lo:lo + n]" for r in range(rows)]
+        lines += ["    for k in range(n):"]
+        if prefetching:
+            lines += ["        prefetch(flat, (pf0 + (((done + k) * step) >> 16)) * line)"]
+        lines += [f"        w{p} = w{p}s[k]" for p in range(panel_count)]
+        lines += [f"        a{r} = a{r}s[k]" for r in range(rows)]
+        lines += [f"        {acc[r][p][v]} += a{r} * w{p}[{v}]"
+                  for r in range(rows) for p in range(panel_count) for v in range(V)]
+        lines += ["    done += n"] if prefetching else []
     for op in ("+=", "="):
         lines.append("    if add:" if op == "+=" else "    else:")
         for r in range(rows):
