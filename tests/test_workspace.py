@@ -194,6 +194,15 @@ def test_transpose8_moves_one_block_and_nothing_else(dtype):
     assert np.array_equal(dst, expected)
 
 
+def tile_signature(prefetching=False):
+    """The float32 signature gemm's loops call a tile with: X, A, Wk, C, then i0, jp, k0, k1 and add
+    as variables; prefetching, flat, pf0 and step too."""
+    from numba import types as t
+    signature = (t.Array(t.float32, 2, "A"), t.Array(t.float32, 2, "A"), t.Array(t.float32, 3, "C"),
+                 t.Array(t.float32, 2, "C"), t.intp, t.intp, t.intp, t.intp, t.boolean)
+    return signature + ((t.Array(t.float32, 1, "C"), t.intp, t.intp) if prefetching else ())
+
+
 @pytest.mark.skipif(not kernels.ENABLED or platform.machine() not in ("x86_64", "AMD64"), reason="x86 and Numba only")
 @pytest.mark.parametrize("rows,panels,prefetching", [(1, 1, False), (gemm.R, 1, False), (1, gemm.WIDE, False),
                                                      (gemm.R, 1, True), (gemm.PAIR_R, 2, False)])
@@ -206,14 +215,10 @@ def test_tiles_compile_to_vector_instructions(rows, panels, prefetching):
     built for constants (Numba's literals), a tile whose k loop ran over X and A in turn vectorized,
     and for the offsets as variables it did not, and ran at a fifth of the speed."""
     import numba
-    t = numba.types
     scope = {"prefetch": gemm.prefetch, "LINE": gemm.LINE}
     exec(gemm._tile_source("tile", rows, panels, prefetching), scope)
     tile = numba.njit(**gemm.FAST)(scope["tile"])
-    signature = (t.Array(t.float32, 2, "A"), t.Array(t.float32, 2, "A"), t.Array(t.float32, 3, "C"),
-                 t.Array(t.float32, 2, "C"), t.intp, t.intp, t.intp, t.intp, t.boolean)
-    if prefetching:
-        signature += (t.Array(t.float32, 1, "C"), t.intp, t.intp)
+    signature = tile_signature(prefetching)
     with gemm._straight_line_vectorizer():
         tile.compile(signature)
     tile.disable_compile()                         # the calls below run that build
@@ -236,9 +241,7 @@ def test_tiles_count_no_references():
     and no atomic (lock-prefixed) instruction, where the same tile compiled with Numba's defaults has
     both, for the views of A, W and C it takes."""
     import numba
-    t = numba.types
-    signature = (t.Array(t.float32, 2, "A"), t.Array(t.float32, 2, "A"), t.Array(t.float32, 3, "C"),
-                 t.Array(t.float32, 2, "C"), t.intp, t.intp, t.intp, t.intp, t.boolean)
+    signature = tile_signature()
     scope = {}
     exec(gemm._tile_source("tile", 1), scope)
     counted = numba.njit(**gemm.FAST)(scope["tile"])
