@@ -562,6 +562,18 @@ def own_from(sync, p, k, T):
 # --- RNN: h = f(xp + h_prev @ W_hh.T + b_hh), f = tanh (relu=False) or relu ----------------------
 
 @_inline
+def rnn_activate(a_, u, v, bias, relu, zero):
+    """a_ = f(u + v + bias). Called with u = a_ itself, not a variable that may be a_ or another
+    array: LLVM's check that a_ does not overlap u then sends the loop to its scalar version."""
+    if relu:
+        for k in range(a_.shape[0]):
+            a_[k] = max(u[k] + v[k] + bias[k], zero)
+    else:
+        for k in range(a_.shape[0]):
+            a_[k] = tanh(u[k] + v[k] + bias[k])
+
+
+@_inline
 def rnn_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps, zeros, fused):
     P, zero = hps.shape[0], xp.dtype.type(0)
     for b in range(b0, b1):
@@ -572,14 +584,11 @@ def rnn_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, relu, ke
             continue
         for q in range(P):
             j0, j1 = units(edges, q)
-            a_, bias = a[j0:j1], bp[q]
-            u, v = (hps[q, b], zeros) if fused else (a_, hps[q, b])   # fused: hps holds the input's term too
-            if relu:
-                for k in range(j1 - j0):
-                    a_[k] = max(u[k] + v[k] + bias[k], zero)
+            a_ = a[j0:j1]
+            if fused:                                                 # hps holds the input's term too
+                rnn_activate(a_, hps[q, b], zeros, bp[q], relu, zero)
             else:
-                for k in range(j1 - j0):
-                    a_[k] = tanh(u[k] + v[k] + bias[k])
+                rnn_activate(a_, a_, hps[q, b], bp[q], relu, zero)
         o_[:] = a
         h_next[b] = a
 
