@@ -96,7 +96,7 @@ def main(argv=None):
         packed = np.empty(gemm.packed_shape(1, K, N), np.float32)
         C = np.empty((B, packed.shape[1] * gemm.V), np.float32)
         out = np.empty((B, N), np.float32)
-        ours, theirs = (lambda: product(A[:, :0], A, packed[0], C, False)), (lambda: np.dot(A, W, out=out))
+        ours, theirs = (lambda: product(A[:, :0], A, packed[0], C)), (lambda: np.dot(A, W, out=out))
         gemm.pack[1](W, cols, packed)
         ours(), theirs()
         assert np.allclose(C[:, :N], out, rtol=1e-3, atol=1e-3)

@@ -288,24 +288,26 @@ if ENABLED:
     panel_rows = numba.njit(inline="always", **FAST)(panel_rows)
 
 
-def chunk_lines(j, chunks, groups, wide, K, line):
-    """The j-th chunk of W that gemm multiplies, counting the chunks of a row of panels before the
-    next row's (where gemm prefetches, each group of panels is one panel: paired tiles never
-    prefetch): its first cache line in Wk (line values a line) and its lines; (0, 0) past either end."""
-    if j < 0 or j >= chunks * groups:
+def next_chunk(c, jp, chunks, first_panel, panels, K, line):
+    """The chunk of W that gemm multiplies after panel jp's chunk c: its first cache line in Wk
+    (line values a line) and its lines; (0, 0) after the last."""
+    if jp + 1 < panels:
+        jp += 1
+    elif c + 1 < chunks:
+        jp, c = first_panel, c + 1
+    else:
         return 0, 0
-    c, jp = j // groups, wide + j % groups
     k0, k1 = K * c // chunks, K * (c + 1) // chunks
     return (jp * K + k0) * V // line, (k1 - k0) * V // line
 
 
 if ENABLED:
-    chunk_lines = numba.njit(inline="always", **FAST)(chunk_lines)
+    next_chunk = numba.njit(inline="always", **FAST)(next_chunk)
 
 
-def whole_panels(X, A, Wk, C, backwards):
-    """gemm over the panels that C holds whole, the padded one at its edge left out, backwards or
-    not; returns how many. It and the tiles allocate nothing, so they compile without Numba's reference counts:
+def whole_panels(X, A, Wk, C):
+    """gemm over the panels that C holds whole, the padded one at its edge left out; returns how
+    many. It and the tiles allocate nothing, so they compile without Numba's reference counts:
     with them, every view of an array (each tile takes one per row of A, of W's panel and of C)
     and every call of a tile counted references up and down with atomic instructions on the
     arrays' shared counters, in the hot loop of every step's product. `python bench/compare.py
@@ -323,16 +325,14 @@ def whole_panels(X, A, Wk, C, backwards):
     chunks = -(-K // KC) if R < B and not WHOLE_K else 1
     flat, line = Wk.reshape(-1), LINE // Wk.itemsize
     prefetching = Wk.size * Wk.itemsize > PREFETCH_BYTES and B <= PREFETCH_ROWS and not WHOLE_K
-    width = 2 if paired else 1                         # panels a group
-    groups = -(-(whole - wide) // width)
-    for i in range(chunks * groups):
-        j = chunks * groups - 1 - i if backwards else i
-        c, jp = j // groups, wide + j % groups * width
+    for c in range(chunks):
         k0, k1 = K * c // chunks, K * (c + 1) // chunks
-        first, lines = chunk_lines(j - 1 if backwards else j + 1, chunks, groups, wide, K, line) if prefetching \
-            else (0, 0)
-        panel_rows(X, A, Wk, C, jp, k0, k1, c != (chunks - 1 if backwards else 0), flat, first, lines,
-                   min(width, whole - jp))
+        jp = wide
+        while jp < whole:
+            count = 2 if paired and jp + 1 < whole else 1
+            first, lines = next_chunk(c, jp, chunks, wide, whole, K, line) if prefetching else (0, 0)
+            panel_rows(X, A, Wk, C, jp, k0, k1, c > 0, flat, first, lines, count)
+            jp += count
     return whole
 
 
@@ -340,7 +340,7 @@ if ENABLED:
     whole_panels = numba.njit(cache=True, _nrt=False, **FAST)(whole_panels)
 
 
-def gemm(X, A, Wk, C, backwards):
+def gemm(X, A, Wk, C):
     """C = [X, A] @ W for X (B, K0), A (B, K - K0) and Wk, W packed by pack (NP, K, V): X's columns
     (none, for a plain A @ W) meet W's first K0 rows, without a copy of the two side by side.
     C (B, N), N <= NP * V, gets the first N columns. Where N stops inside a panel, that panel goes
@@ -356,20 +356,15 @@ def gemm(X, A, Wk, C, backwards):
     0.99-1.02, and a layer at (100, 64, 512, 512) ran slower with it (`python bench/compare.py`,
     LSTM inference 0.914); where W fits L2, 0.89-0.98.
 
-    Backwards, the chunks come in the opposite order, the last panels' first. A recurrence calls
-    its steps' products backwards every other step: where a core's share of W is larger than its L2,
-    the panels read last in one step are still in L2 when the next step starts with them, where in
-    the same order every step the first panels are the ones evicted by the time they are read again.
-
     The edge panel goes through whole_panels too, whose tiles take k0, jp and add as variables.
     Passed as constants (0, 0, False) through the inlined panel_rows, they reached each tile as
     Numba literals, which compile a build of their own: from nothing, every tile compiled twice
     per dtype, 7-15 s each. A clean clone's `python -m pytest -q -n 2` on the project's 2-core
     machine: 549.8 s before, 456.8 s after (one run each)."""
-    whole = whole_panels(X, A, Wk, C, backwards)
+    whole = whole_panels(X, A, Wk, C)
     if whole < Wk.shape[0]:
         edge = np.empty((A.shape[0], V), C.dtype)
-        whole_panels(X, A, Wk[whole:whole + 1], edge, backwards)
+        whole_panels(X, A, Wk[whole:whole + 1], edge)
         C[:, whole * V:] = edge[:, :C.shape[1] - whole * V]
 
 
@@ -385,7 +380,7 @@ def compiled(dtype=np.float32):
     if dtype not in _compiled:
         t = numba.from_dtype(dtype)
         signature = numba.void(numba.types.Array(t, 2, "A"), numba.types.Array(t, 2, "A"),
-                               numba.types.Array(t, 3, "C"), numba.types.Array(t, 2, "C"), numba.types.boolean)
+                               numba.types.Array(t, 3, "C"), numba.types.Array(t, 2, "C"))
         with _straight_line_vectorizer():
             _compiled[dtype] = numba.njit([signature], cache=True, **FAST)(gemm)
     return _compiled[dtype]

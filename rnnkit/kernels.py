@@ -266,13 +266,13 @@ def _fallback(*args, **kwargs):
 
 
 if ENABLED:
-    def gemm(X, A, Wk, C, backwards):
+    def gemm(X, A, Wk, C):
         """C = [X, A] @ W with W packed: rnnkit.gemm, compiled when a kernel that calls it first compiles."""
 
     @overload(gemm, inline="always")
-    def _gemm(X, A, Wk, C, backwards):
+    def _gemm(X, A, Wk, C):
         product = packed.compiled(numba.np.numpy_support.as_dtype(C.dtype))
-        return lambda X, A, Wk, C, backwards: product(X, A, Wk, C, backwards)
+        return lambda X, A, Wk, C: product(X, A, Wk, C)
 
     jit = numba.njit(**OPTIONS)
     inline = numba.njit(inline="always", **OPTIONS)
@@ -421,17 +421,16 @@ def pass_state(b, a, saved_, o_, h_prev, h_next):
 
 
 @_inline
-def product_part(p, P, X, A, Wk, C, s):
-    """Thread p's share of step s's product [X, A] @ W (X may have no columns), of P threads, and
+def product_part(p, P, X, A, Wk, C):
+    """Thread p's share of a step's product [X, A] @ W (X may have no columns), of P threads, and
     which part of C holds it and which rows: where the threads split the units (W packed in P
     parts), all rows times part p's columns, into C[p]; where each works alone (W packed whole),
-    its block of rows times all columns, into C[0]. Odd steps read W backwards (rnnkit.gemm), so
-    that the part of W a step read last is in cache when the next one starts."""
+    its block of rows times all columns, into C[0]."""
     if Wk.shape[0] < P:
         b0, b1 = rows(p, P, A.shape[0])
-        gemm(X[b0:b1], A[b0:b1], Wk[0], C[0, b0:b1], s % 2 == 1)
+        gemm(X[b0:b1], A[b0:b1], Wk[0], C[0, b0:b1])
         return 0, b0, b1
-    gemm(X, A, Wk[p], C[p], s % 2 == 1)
+    gemm(X, A, Wk[p], C[p])
     return p, 0, A.shape[0]
 
 
@@ -444,10 +443,10 @@ def add_row(sums, row):
 
 
 @_inline
-def into_h_prev(p, P, edges, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct, s):
-    """Thread p's share of dh = dhp_t @ W_hh (+ the direct path) in backward's step s, as
-    product_part splits it; padded rows keep their dh."""
-    q, b0, b1 = product_part(p, P, dhp_t[:, :0], dhp_t, Wk, dhs, s)
+def into_h_prev(p, P, edges, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct):
+    """Thread p's share of dh = dhp_t @ W_hh (+ the direct path), as product_part splits it;
+    padded rows keep their dh."""
+    q, b0, b1 = product_part(p, P, dhp_t[:, :0], dhp_t, Wk, dhs)
     j0, j1 = units(edges, q)
     n = j1 - j0
     for b in range(b0, b1):
@@ -598,7 +597,7 @@ def rnn_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, relu, ke
 def rnn_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, zeros):
     s, t = k // 2, order(k // 2, T, reverse)
     if k % 2 == 0:
-        product_part(q, P, x[t], hs[s % 2], Wk, hps, s)
+        product_part(q, P, x[t], hs[s % 2], Wk, hps)
     else:
         b0, b1 = rows(q, P, hs.shape[1])
         rnn_forward_rows(b0, b1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep, out, h_prevs, hps,
@@ -645,7 +644,7 @@ def rnn_backward_rows(b0, b1, t, saved, dout, dh, lengths, relu, sums):
 def rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums):
     if k % 2 == 1:                                                   # dh_prev of the step before
         t1 = order(T - (k + 1) // 2, T, reverse)
-        into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False, k // 2)
+        into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
     else:
         b0, b1 = rows(q, P, dh.shape[0])
         rnn_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, dout, dh, lengths, relu, sums[q])
@@ -714,7 +713,7 @@ def lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths,
                       zeros):
     s, t = k // 2, order(k // 2, T, reverse)
     if k % 2 == 0:
-        product_part(q, P, x[t], hs[s % 2], Wk, hps, s)
+        product_part(q, P, x[t], hs[s % 2], Wk, hps)
     else:
         b0, b1 = rows(q, P, hs.shape[1])
         lstm_forward_rows(b0, b1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out, h_prevs, c_prevs,
@@ -767,7 +766,7 @@ def lstm_backward_rows(b0, b1, t, saved, tcs, c_prevs, dout, dh, dc, lengths, su
 def lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs, sums):
     if k % 2 == 1:                                                   # dh_prev of the step before
         t1 = order(T - (k + 1) // 2, T, reverse)
-        into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False, k // 2)
+        into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
     else:
         b0, b1 = rows(q, P, dh.shape[0])
         lstm_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, tcs, c_prevs, dout, dh, dc, lengths,
@@ -836,10 +835,10 @@ def gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, leng
     s, t = k // 2, order(k // 2, T, reverse)
     if k % 2 == 0:
         X, A = x[t], hs[s % 2]
-        product_part(q, P, X, A, Wk, hps, s)
+        product_part(q, P, X, A, Wk, hps)
         if Wn.shape[1] > 0:
-            product_part(q, P, X, A[:, :0], Wn, hns, s)
-            product_part(q, P, X[:, :0], A, Wh, hhs, s)
+            product_part(q, P, X, A[:, :0], Wn, hns)
+            product_part(q, P, X[:, :0], A, Wh, hhs)
     else:
         b0, b1 = rows(q, P, hs.shape[1])
         gru_forward_rows(b0, b1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out, h_prevs, hp_ns, hps,
@@ -901,7 +900,7 @@ def gru_backward_rows(b0, b1, t, saved, hp_ns, h_prevs, dout, dh, direct, dhp_t,
 def gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct,
                       sums):
     if k % 2 == 1:                                                   # dh_prev of the step before
-        into_h_prev(q, P, edges, 0, lengths, dhps[(k - 1) // 2 % 2], Wk, dhs, dh, direct, True, k // 2)
+        into_h_prev(q, P, edges, 0, lengths, dhps[(k - 1) // 2 % 2], Wk, dhs, dh, direct, True)
     else:
         b0, b1 = rows(q, P, dh.shape[0])
         gru_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, hp_ns, h_prevs, dout, dh, direct,
@@ -948,7 +947,7 @@ def packed_product(A, Wk, bias, C, has_bias, blocks):
     for i in prange(blocks):
         i0 = (i * M // blocks) // R * R
         i1 = M if i == blocks - 1 else ((i + 1) * M // blocks) // R * R
-        gemm(A[i0:i1, :0], A[i0:i1], Wk, C[i0:i1], False)
+        gemm(A[i0:i1, :0], A[i0:i1], Wk, C[i0:i1])
         if has_bias:
             for r in range(i0, i1):
                 c = C[r]
