@@ -563,8 +563,10 @@ def own_from(sync, p, k, T):
 
 @_inline
 def rnn_activate(a_, u, v, bias, relu, zero):
-    """a_ = f(u + v + bias). Called with u = a_ itself, not a variable that may be a_ or another
-    array: LLVM's check that a_ does not overlap u then sends the loop to its scalar version."""
+    """a_ = f(u + v + bias), called apart for each case, with u = a_ itself where the input was
+    projected apart. Through one variable that could be a_ or another array, LLVM's run-time check
+    that a_ does not overlap what the loop reads failed (a_ against itself) and sent the loop to its
+    scalar version at every step (bench/SPEED.md, session 38)."""
     if relu:
         for k in range(a_.shape[0]):
             a_[k] = max(u[k] + v[k] + bias[k], zero)
