@@ -562,11 +562,12 @@ def own_from(sync, p, k, T):
 # --- RNN: h = f(xp + h_prev @ W_hh.T + b_hh), f = tanh (relu=False) or relu ----------------------
 
 @_inline
-def rnn_activate(a_, u, v, bias, relu, zero):
+def rnn_activate(a_, u, v, bias, relu):
     """a_ = f(u + v + bias), called apart for each case, with u = a_ itself where the input was
     projected apart. Through one variable that could be a_ or another array, LLVM's run-time check
     that a_ does not overlap what the loop reads failed (a_ against itself) and sent the loop to its
     scalar version at every step (bench/SPEED.md, session 38)."""
+    zero = a_.dtype.type(0)
     if relu:
         for k in range(a_.shape[0]):
             a_[k] = max(u[k] + v[k] + bias[k], zero)
@@ -577,7 +578,7 @@ def rnn_activate(a_, u, v, bias, relu, zero):
 
 @_inline
 def rnn_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, relu, keep, out, h_prevs, hps, zeros, fused):
-    P, zero = hps.shape[0], xp.dtype.type(0)
+    P = hps.shape[0]
     for b in range(b0, b1):
         keep_state(t, b, keep, h_prev, h_prev, h_prevs, h_prevs, False)
         a, o_ = xp[t if keep or not fused else 0, b], out[t, b]
@@ -588,9 +589,9 @@ def rnn_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, relu, ke
             j0, j1 = units(edges, q)
             a_ = a[j0:j1]
             if fused:                                                 # hps holds the input's term too
-                rnn_activate(a_, hps[q, b], zeros, bp[q], relu, zero)
+                rnn_activate(a_, hps[q, b], zeros, bp[q], relu)
             else:
-                rnn_activate(a_, a_, hps[q, b], bp[q], relu, zero)
+                rnn_activate(a_, a_, hps[q, b], bp[q], relu)
         o_[:] = a
         h_next[b] = a
 
