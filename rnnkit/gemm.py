@@ -49,7 +49,7 @@ import math
 import numpy as np
 
 from .jit import ENABLED, FAST, Twins, numba, prange
-from .prefetch import prefetch
+from .prefetch import prefetch, prefetch_l1
 from .transpose import transpose8
 
 V = 32          # columns per panel: two AVX-512 (four AVX2) registers of float32
@@ -60,6 +60,7 @@ KC = 256        # rows of W per chunk of K: a chunk of a panel, KC * V values, f
 LINE = 64       # bytes per cache line
 PREFETCH_BYTES = 3 << 19    # packed W past this (1.5 MB), multiplied by at most PREFETCH_ROWS rows,
 PREFETCH_ROWS = 32          # is prefetched a chunk ahead: see gemm
+AHEAD = 16      # rows of a panel ahead that the other tiles prefetch into L1, at each k (0: none): see _tile_source
 PAIR_R = 4      # rows per tile of two panels: PAIR_R * 2 * V / 16 = 16 accumulating registers
 PAIRED_FROM = {"znver4": 32}    # by LLVM's name of the CPU: products of this many rows or more run paired tiles
 PAIRED_ROWS = 0                 # this CPU's, where Numba compiles for AVX-512 (0: never)
@@ -188,6 +189,8 @@ def _tile_source(name, rows, panel_count=1, prefetching=False):
         lines += ["    for k in range(n):"]
         if prefetching:
             lines += ["        prefetch(flat, (pf0 + (((done + k) * step) >> 16)) * line)"]
+        elif AHEAD and panel_count == 1:
+            lines += [f"        prefetch_l1(w0s, (k + {AHEAD}, {h}))" for h in range(0, V, LINE // 4)]
         lines += [f"        w{p} = w{p}s[k]" for p in range(panel_count)]
         lines += [f"        a{r} = a{r}s[k]" for r in range(rows)]
         lines += [f"        {acc[r][p][v]} += a{r} * w{p}[{v}]"
@@ -227,6 +230,11 @@ def target_name():
     return config.CPU_NAME if config.CPU_NAME is not None else binding.get_host_cpu_name()
 
 
+def tile_scope():
+    """The names a tile's source refers to."""
+    return {"prefetch": prefetch, "prefetch_l1": prefetch_l1, "LINE": LINE}
+
+
 def _tiles():
     """tile_{rows} by one panel for 1 to R rows, and tile_{rows}_prefetching; pair_{rows} by two
     panels for 1 to PAIR_R rows, where PAIRED_ROWS; tile_wide (one row by WIDE panels); and
@@ -238,7 +246,7 @@ def _tiles():
     if PAIRED_ROWS:
         shapes.update({f"pair_{rows}": (rows, 2, False) for rows in range(1, PAIR_R + 1)})
     shapes["tile_wide"] = (1, WIDE, False)
-    scope = {"prefetch": prefetch, "LINE": LINE}
+    scope = tile_scope()
     for name, (rows, panel_count, prefetching) in shapes.items():
         exec(_tile_source(name, rows, panel_count, prefetching), scope)
     tiles = {name: numba.njit(_nrt=False, **FAST)(scope[name]) for name in shapes}
@@ -259,6 +267,7 @@ if ENABLED:
         R = 4           # AVX2's 16 registers hold the sums of a tile of 4 rows
     PAIRED_ROWS = PAIRED_FROM.get(target_name(), 0) if R == 8 else 0
     WHOLE_K = PAIRED_ROWS > 0
+    AHEAD = 0 if WHOLE_K else AHEAD
     globals().update(_tiles())
     pack_panel = numba.njit(inline="always", **FAST)(pack_panel)
     pick_columns = numba.njit(inline="always", **FAST)(pick_columns)

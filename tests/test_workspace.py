@@ -210,12 +210,13 @@ def test_tiles_compile_to_vector_instructions(rows, panels, prefetching):
     """The straight-line vectorizer turns a tile's sums into packed (ymm/zmm) arithmetic, with no scalar
     arithmetic left (the loop vectorizer alone leaves scalar sums over k beside gathered ones); with
     AVX-512, into 512-bit (zmm) FMAs, even where LLVM's tuning for the CPU prefers 256 bits. A
-    prefetching tile does the same, and prefetches (PREFETCHT2) only where it is asked to. The tile
+    prefetching tile does the same, and prefetches (PREFETCHT2) only where it is asked to; the
+    others prefetch their panels' rows gemm.AHEAD ahead into L1 (PREFETCHT0), where AHEAD. The tile
     compiles for the signature gemm's loops call it with, its offsets and flag unknown until it runs:
     built for constants (Numba's literals), a tile whose k loop ran over X and A in turn vectorized,
     and for the offsets as variables it did not, and ran at a fifth of the speed."""
     import numba
-    scope = {"prefetch": gemm.prefetch, "LINE": gemm.LINE}
+    scope = gemm.tile_scope()
     exec(gemm._tile_source("tile", rows, panels, prefetching), scope)
     tile = numba.njit(**gemm.FAST)(scope["tile"])
     signature = tile_signature(prefetching)
@@ -231,6 +232,7 @@ def test_tiles_compile_to_vector_instructions(rows, panels, prefetching):
     assert re.search(r"v(fmadd\w*|mul|add)ps\s+.*%[yz]mm", asm)
     assert not re.search(r"v(fmadd\w*|mul|add)ss", asm)
     assert ("prefetcht2" in asm) == prefetching
+    assert ("prefetcht0" in asm) == (not prefetching and gemm.AHEAD > 0)
     if "+avx512f" in gemm._target_features().split(","):
         assert re.search(r"vfmadd\w*ps\s+.*%zmm", asm) and not re.search(r"vfmadd\w*ps\s+.*%ymm", asm)
 
@@ -242,7 +244,7 @@ def test_tiles_count_no_references():
     both, for the views of A, W and C it takes."""
     import numba
     signature = tile_signature()
-    scope = {}
+    scope = gemm.tile_scope()
     exec(gemm._tile_source("tile", 1), scope)
     counted = numba.njit(**gemm.FAST)(scope["tile"])
     for tile, counts in ((gemm.tile_1, False), (counted, True)):
