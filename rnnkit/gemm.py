@@ -60,7 +60,8 @@ KC = 256        # rows of W per chunk of K: a chunk of a panel, KC * V values, f
 LINE = 64       # bytes per cache line
 PREFETCH_BYTES = 3 << 19    # packed W past this (1.5 MB), multiplied by at most PREFETCH_ROWS rows,
 PREFETCH_ROWS = 32          # is prefetched a chunk ahead: see gemm
-AHEAD = 16      # rows of a panel ahead that the other tiles prefetch into L1, at each k (0: none): see _tile_source
+AHEAD = 16      # rows of a panel ahead that a tile of one panel that does not prefetch for L2 prefetches into L1
+                # at each k (0: none; see _tile_source; 8 and 16 ran alike, 0.976-1.033)
 PAIR_R = 4      # rows per tile of two panels: PAIR_R * 2 * V / 16 = 16 accumulating registers
 PAIRED_FROM = {"znver4": 32}    # by LLVM's name of the CPU: products of this many rows or more run paired tiles
 PAIRED_ROWS = 0                 # this CPU's, where Numba compiles for AVX-512 (0: never)
@@ -173,7 +174,22 @@ def _tile_source(name, rows, panel_count=1, prefetching=False):
     negative) each read also computed Python's wrap-around of a negative index and a multiply by the
     stride, about 11 instructions in a loop of 41 for 16 FMAs (one core, `python bench/gemm.py
     --repeats 5`: rnnkit.gemm / NumPy BLAS, median over the shapes, 1.50 before, 1.65-1.71 in three
-    runs after)."""
+    runs after).
+
+    A tile of one panel that does not prefetch for L2 prefetches into L1, at each k, the row of its
+    panel AHEAD rows on (a float32 row's two cache lines): the first tile of rows to meet a chunk of
+    a panel reads it from L2, and so does the next where the chunk and the rows of A overflow L1
+    (48 KB on the project's Xeon: 256 rows of a panel, 32 KB, beside 16 rows of A). One core, the
+    two builds in one process in turns (a throwaway timing, 40-60 rounds, medians of the rounds'
+    time ratios without/with), per (B, K of X, K, N): in a phase when the machine ran slow (about
+    80 GFLOP/s), 1.195 at (16, 128, 256, 512) (the LSTM's step at (100, 32, 128, 128), each thread
+    alone on its rows), 1.122 at (32, 256, 512, 512), 1.071 at (64, 512, 1024, 1024), 1.193 at (32,
+    0, 512, 256), 1.102 at (16, 64, 128, 256); but 0.919 at (32, 0, 128, 512) and 0.971-0.987 at
+    (16, 0, 256, 256), (32, 0, 256, 384) and (20, 0, 650, 650), where most tiles find the chunk in
+    L1 and the prefetches only take load slots. In a fast phase (about 140 GFLOP/s) the gains were
+    1.02-1.075. Not in the tile of one row by WIDE panels (0.720 at (1, 64, 192, 512): eight more
+    loads a k beside its eight FMAs), nor in the tiles that prefetch for L2 (0.903-0.968 at (20, 0,
+    650, 1300), (20, 0, 650, 2600) and (20, 0, 2600, 650))."""
     acc = [[[f"c{r}_{p}_{v}" for v in range(V)] for p in range(panel_count)] for r in range(rows)]
     lines = [f"def {name}(X, A, Wk, C, i0, jp, k0, k1, add{', flat, pf0, step' if prefetching else ''}):",
              "    zero = A.dtype.type(0)",
@@ -267,7 +283,7 @@ if ENABLED:
         R = 4           # AVX2's 16 registers hold the sums of a tile of 4 rows
     PAIRED_ROWS = PAIRED_FROM.get(target_name(), 0) if R == 8 else 0
     WHOLE_K = PAIRED_ROWS > 0
-    AHEAD = 0 if WHOLE_K else AHEAD
+    AHEAD = 0 if WHOLE_K else AHEAD     # there, no prefetching of any kind (not measured on such a CPU)
     globals().update(_tiles())
     pack_panel = numba.njit(inline="always", **FAST)(pack_panel)
     pick_columns = numba.njit(inline="always", **FAST)(pick_columns)
