@@ -186,10 +186,10 @@ def _tile_source(name, rows, panel_count=1, prefetching=False):
     alone on its rows), 1.122 at (32, 256, 512, 512), 1.071 at (64, 512, 1024, 1024), 1.193 at (32,
     0, 512, 256), 1.102 at (16, 64, 128, 256); but 0.919 at (32, 0, 128, 512) and 0.971-0.987 at
     (16, 0, 256, 256), (32, 0, 256, 384) and (20, 0, 650, 650), where most tiles find the chunk in
-    L1 and the prefetches only take load slots. In a fast phase (about 140 GFLOP/s) the gains were
-    1.02-1.075. Not in the tile of one row by WIDE panels (0.720 at (1, 64, 192, 512): eight more
-    loads a k beside its eight FMAs), nor in the tiles that prefetch for L2 (0.903-0.968 at (20, 0,
-    650, 1300), (20, 0, 650, 2600) and (20, 0, 2600, 650))."""
+    L1 and the prefetches only take load slots. In a fast phase (about 140 GFLOP/s): 1.022-1.075 at
+    five of these shapes and 0.995 at (20, 0, 650, 650). Not in the tile of one row by WIDE panels
+    (0.720 at (1, 64, 192, 512): eight more loads a k beside its eight FMAs), nor in the tiles that
+    prefetch for L2 (0.903-0.968 at (20, 0, 650, 1300), (20, 0, 650, 2600) and (20, 0, 2600, 650))."""
     acc = [[[f"c{r}_{p}_{v}" for v in range(V)] for p in range(panel_count)] for r in range(rows)]
     lines = [f"def {name}(X, A, Wk, C, i0, jp, k0, k1, add{', flat, pf0, step' if prefetching else ''}):",
              "    zero = A.dtype.type(0)",
