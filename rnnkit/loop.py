@@ -270,13 +270,14 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
     H, dt = h0.shape[1], h0.dtype
     W_hh = np.ascontiguousarray(W_hh)
     GH = W_hh.shape[0]
+    own_xp = None                                      # xp made here, from ws: given back in inference
     if x is None:
         T, B, _ = xp.shape
         xp = np.ascontiguousarray(xp)
         x = np.empty((T, B, 0), dt)
     else:
         T, B, _ = x.shape
-        xp = ws.empty((T if keep else 1, B, GH), dt)   # the gates for backward, or a scratch
+        xp = own_xp = ws.empty((T if keep else 1, B, GH), dt)   # the gates for backward, or a scratch
         x, W_ih = np.ascontiguousarray(x), np.ascontiguousarray(W_ih)
     b_hh = np.zeros(GH, dt) if b_hh is None else np.ascontiguousarray(b_hh)
     lengths = lengths_of(mask, T, B)
@@ -307,7 +308,7 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
         relu = step.nonlinearity == "relu"
         kernels.rnn_forward[P](xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync)
     if not keep:
-        ws.give_back(h_prevs, c_prevs, extra, buffer)
+        ws.give_back(h_prevs, c_prevs, extra, buffer, own_xp)
         return out, h, c, None
     return out, h, c, Cache(h_prevs, c_prevs, xp, extra, True, buffer)
 

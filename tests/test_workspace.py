@@ -79,6 +79,22 @@ def test_output_holds_the_states_and_is_read_only_until_backward(mode, compiled,
     masked += 1
 
 
+@pytest.mark.parametrize("mode", ["RNN", "LSTM", "GRU"])
+def test_inference_takes_no_new_scratch_after_its_first_call(mode, monkeypatch):
+    """Under rnnkit.no_grad() a layer gives every scratch array it takes from its workspace back: a
+    second and third call of the same shapes make no new one (the output, the caller's, is no scratch)."""
+    layer = getattr(rnnkit, mode)(16, 32, seed=0)
+    x = np.random.default_rng(0).standard_normal((20, 8, 16)).astype(np.float32)
+    made, new = [], Workspace._new
+    monkeypatch.setattr(Workspace, "_new", lambda self, shape, dtype: made.append(shape) or new(self, shape, dtype))
+    with rnnkit.no_grad():
+        layer(x)
+        first = len(made)
+        layer(x)
+        layer(x)
+    assert first > 0 and len(made) == first, made[first:]
+
+
 def test_workspace_hands_back_and_forgets_old_shapes():
     ws = Workspace(shapes=2)
     a = ws.empty((3, 4), np.float32)
