@@ -355,10 +355,9 @@ def _inline(f):
 # (block, phase, task), `after` the next one, until the task is -1.
 #
 # Where W is packed whole, not in P parts (packing_parts), each thread works alone: its task in every
-# phase is a block of rows (rows(b, tasks, B)), the product's as well as the gates', so it needs
-# no other thread's results and never waits. It claims its own block before its first step, and,
-# done, any block no thread has claimed (unclaimed_block): a late thread's rows wait for no one,
-# and where there are more blocks than threads (phase_tasks), a faster core takes more of them.
+# phase is its own block of rows (rows(p, P, B)), the product's as well as the gates', so it needs
+# no other thread's results and never waits. It claims its block before its first step, and, done,
+# claims any block no thread has claimed (unclaimed_block), so a late thread's rows wait for no one.
 #
 # Forward reads h_prev from one of two buffers and writes h into the other. Backward alternates
 # the gates of step s with the product into dh_prev of that step, which needs all of its dhp.
@@ -462,36 +461,19 @@ def into_h_prev(p, P, edges, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct)
 
 @_inline
 def threads(Wk, sync):
-    """P, the threads of a kernel (phases keeps it in sync), the tasks of each of sync's phases, and
-    whether each thread works alone, on blocks of batch rows through whole steps: W packed whole,
-    not in P parts."""
-    last = sync[sync.shape[0] - 1]
-    P = last[last.shape[0] - 1]
-    return P, last.shape[0] - 1, Wk.shape[0] < P
+    """P, the threads of a kernel (one per task of each of sync's phases), and whether each works
+    alone, on its own block of batch rows through whole steps: W packed whole, not in P parts."""
+    P = sync.shape[1] - 1
+    return P, Wk.shape[0] < P
 
 
 STEAL_AFTER = 2000      # spins (about 50 us) waiting on a thread that has not started, before doing its task
-SHARE_ROWS = 8          # rows of a block, at least, where threads that work alone share out more blocks than threads
 
 
-def phase_tasks(P, B, parts):
-    """The tasks of each phase of a kernel on P threads, its weights packed in parts: the P parts of
-    the units where the threads split them; where each works alone (parts = 1), blocks of the B
-    batch rows, twice as many as threads where each block keeps SHARE_ROWS rows, taken as threads
-    come free. The two cores of the project's machine change speed apart from each other: in an
-    LSTM (100, 32, 128, 128) inference, one thread's 16 rows took 3.4-3.8 ms and the other's
-    6.3-6.9 in most calls of a slow phase (a throwaway timing, each block timed inside the kernel);
-    in four blocks, the faster core takes three."""
-    return 2 * P if P > 1 and parts == 1 and B >= 2 * P * SHARE_ROWS else P
-
-
-def phases(T, P, tasks):
-    """The meeting points of a sequence of T steps on P threads, `tasks` tasks a phase (P at least):
-    per phase, a claim flag per task and a count of those done; in the last row, a count of the
-    threads that have started and, last, P."""
-    sync = np.zeros((2 * T + 1, tasks + 1), np.int64)
-    sync[2 * T, tasks] = P
-    return sync
+def phases(T, P):
+    """The meeting points of a sequence of T steps on P parts: per phase, a claim flag per task and
+    a count of those done; in the last row, a count of the threads that have started."""
+    return np.zeros((2 * T + 1, P + 1), np.int64)
 
 
 @_inline
@@ -632,11 +614,11 @@ def rnn_forward(xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_pr
     scratch when keep is False); else (T, B, 0)."""
     T = out.shape[0]
     hps, hs, zeros = forward_scratch(Wk, h)
-    P, tasks, alone = threads(Wk, sync)
+    P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            rnn_forward_task(k, q, tasks, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps,
+            rnn_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps,
                              zeros)
             b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
@@ -673,15 +655,15 @@ def rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, 
 
 @_twins
 def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sums, sync):
-    """saved (T, B, H) becomes dxp = dhp; dh (B, H) is dh_n in, dh0 out; sums (tasks, H) gets dxp's
+    """saved (T, B, H) becomes dxp = dhp; dh (B, H) is dh_n in, dh0 out; sums (P, H) gets dxp's
     column sums, each task's rows apart (loop.fused_backward)."""
     T, B, _ = saved.shape
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
-    P, tasks, alone = threads(Wk, sync)
+    P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            rnn_backward_task(k, q, tasks, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums)
+            rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums)
             b, k, q = after(sync, b, k, T, alone)
 
 
@@ -749,11 +731,11 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
     scratch when keep is False); else (T, B, 0)."""
     T = out.shape[0]
     hps, hs, zeros = forward_scratch(Wk, h)
-    P, tasks, alone = threads(Wk, sync)
+    P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            lstm_forward_task(k, q, tasks, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
+            lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
                               c_prevs, tcs, hps, zeros)
             b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
@@ -800,11 +782,11 @@ def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse
     (P, 4H) gets dxp's column sums, each task's rows apart (loop.fused_backward)."""
     T, B, _ = saved.shape
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
-    P, tasks, alone = threads(Wk, sync)
+    P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            lstm_backward_task(k, q, tasks, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs,
+            lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs,
                                sums)
             b, k, q = after(sync, b, k, T, alone)
 
@@ -876,11 +858,11 @@ def gru_forward(xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_
     hps, hs, zeros = forward_scratch(Wk, h)
     hns = np.empty((Wn.shape[0], h.shape[0], Wn.shape[1] * Wn.shape[3]), h.dtype)
     hhs = np.empty_like(hns)
-    P, tasks, alone = threads(Wk, sync)
+    P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            gru_forward_task(k, q, tasks, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs,
+            gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs,
                              hp_ns, hps, hns, hhs, zeros)
             b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
@@ -931,17 +913,17 @@ def gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dou
 @_twins
 def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, sums, sync):
     """saved (T, B, 3H) becomes dxp = [dr, dz, dn] and hp_ns (T, B, H) becomes dn * r, the rest of
-    dhp = [dr, dz, dn * r]; dh (B, H) is dh_n in, dh0 out; sums (tasks, 4H) gets the column sums of
+    dhp = [dr, dz, dn * r]; dh (B, H) is dh_n in, dh0 out; sums (P, 4H) gets the column sums of
     dxp and of dn * r side by side, each task's rows apart (loop.fused_backward)."""
     T, B, G = saved.shape
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     dhps = np.empty((2, B, G), saved.dtype)                           # dhp of the last two steps
     direct = np.empty((B, dh.shape[1]), saved.dtype)
-    P, tasks, alone = threads(Wk, sync)
+    P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            gru_backward_task(k, q, tasks, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
+            gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
                               dhps, direct, sums)
             b, k, q = after(sync, b, k, T, alone)
 

@@ -296,7 +296,7 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
         buffer = ws.flat(kernels.weights_size(W_hh, parts, I), dt)
         edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih)
         Wn = Wh = np.empty((parts, 0, 0, packed.V), dt)   # the GRU's n products apart: only with x
-    sync = kernels.phases(T, P, kernels.phase_tasks(P, B, parts))
+    sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):
         c_prevs, extra = ws.empty(kept, dt), ws.empty(scratch, dt)
         kernels.lstm_forward[P](xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra,
@@ -331,10 +331,9 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
         ws.give_back(buffer)
         buffer = ws.flat(size, W_hh.dtype)
     edges, Wk = kernels.backward_weights(W_hh, parts, buffer)
-    tasks = kernels.phase_tasks(P, B, parts)
-    sync = kernels.phases(T, P, tasks)
+    sync = kernels.phases(T, P)
     GH = W_hh.shape[0]
-    sums = np.zeros((tasks, GH + (H if isinstance(step, GRUStep) else 0)), dout.dtype)
+    sums = np.zeros((P, GH + (H if isinstance(step, GRUStep) else 0)), dout.dtype)
     if isinstance(step, LSTMStep):
         kernels.lstm_backward[P](saved, cache.extra, cache.c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sums,
                                  sync)
