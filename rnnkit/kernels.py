@@ -479,7 +479,7 @@ def phases(T, bounds):
     batch rows, row_bounds): per phase, a claim flag per task and a count of those done; then a
     count of the threads that have started; the bounds; and, where threads work alone, the cycles
     each block of rows took (the kernel writes them; learn_speeds reads them)."""
-    sync = np.zeros((2 * T + 3, len(bounds)), np.int64)
+    sync = np.zeros((2 * T + 3, bounds.shape[0]), np.int64)
     sync[2 * T + 1] = bounds
     return sync
 
@@ -487,17 +487,10 @@ def phases(T, bounds):
 # Where the threads work alone, each block's rows follow the speed of the core that ran it: on the
 # project's machine the two cores change speed apart from each other. In a slow phase, at LSTM
 # (100, 32, 128, 128) inference, one thread's 16 rows took 3.4-3.8 ms and the other's 6.3-6.9 in
-# most calls, for seconds at a time (a throwaway timing, each block timed inside the kernel). In
-# plain Python floats: a layer's call reads and writes them twice (about 3 us; 30 with NumPy's
-# arrays, 8% of a small layer's inference).
+# most calls, for seconds at a time (a throwaway timing, each block timed inside the kernel).
 SPEED_GAP = 1.2         # the fastest core's speed over the slowest's from which the rows follow the speeds
 SPEED_WEIGHT = 0.5      # the weight of the latest call in each thread's speed, a moving average over calls
 _speeds = {}            # P -> each thread's speed (rows per cycle over their mean) where P threads work alone
-
-
-@functools.lru_cache(maxsize=64)
-def _equal_bounds(P, B):
-    return tuple(B * p // P for p in range(P + 1))
 
 
 def row_bounds(P, B, alone):
@@ -505,28 +498,25 @@ def row_bounds(P, B, alone):
     threads work alone and their cores last ran SPEED_GAP apart or more (_speeds), in proportion to
     their speeds, each block keeping packed.MIN_ROWS rows."""
     speed = _speeds.get(P) if alone else None
-    if speed is not None and max(speed) >= SPEED_GAP * min(speed):
-        total = sum(speed)
-        n = [max(packed.MIN_ROWS, int(B * v / total)) for v in speed]
-        n[speed.index(max(speed))] += B - sum(n)
-        if min(n) >= packed.MIN_ROWS:
-            return tuple(sum(n[:p]) for p in range(P + 1))
-    return _equal_bounds(P, B)
+    if speed is not None and speed.max() >= SPEED_GAP * speed.min():
+        n = np.maximum(packed.MIN_ROWS, np.floor(B * speed / speed.sum()).astype(np.int64))
+        n[np.argmax(speed)] += B - n.sum()
+        if n.min() >= packed.MIN_ROWS:
+            return np.concatenate(([0], np.cumsum(n)))
+    return np.array([B * p // P for p in range(P + 1)], np.int64)
 
 
 def learn_speeds(sync, alone):
     """After a kernel whose P > 1 threads worked alone: each block's rows per cycle (sync's last row,
     counted where the cycle counter runs), over their mean, into _speeds' moving average for P."""
     P = sync.shape[1] - 1
-    if not alone or P == 1:
+    cycles, bounds = sync[-1, :P], sync[-2]
+    if not alone or P == 1 or (cycles <= 0).any():
         return
-    cycles, bounds = sync[-1].tolist(), sync[-2].tolist()
-    if min(cycles[:P]) <= 0:
-        return
-    speed = [(bounds[p + 1] - bounds[p]) / cycles[p] for p in range(P)]
-    mean = sum(speed) / P
-    old = _speeds.get(P, [v / mean for v in speed])
-    _speeds[P] = [SPEED_WEIGHT * v / mean + (1 - SPEED_WEIGHT) * o for v, o in zip(speed, old)]
+    speed = np.diff(bounds) / cycles
+    speed /= speed.mean()
+    old = _speeds.get(P)
+    _speeds[P] = speed if old is None else SPEED_WEIGHT * speed + (1 - SPEED_WEIGHT) * old
 
 
 @_inline

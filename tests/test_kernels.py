@@ -404,13 +404,13 @@ def test_rows_follow_the_cores_speeds_where_threads_work_alone(monkeypatch):
     """Threads alone on their rows share them out by their cores' last speeds (rows per cycle, over
     their mean): 1.5 against 0.5 gives 24 of 32 rows against 8; within SPEED_GAP, or where the
     threads split the units, or a block would fall below a tile's MIN_ROWS, equal blocks."""
-    monkeypatch.setattr(kernels, "_speeds", {2: [1.5, 0.5]})
-    assert kernels.row_bounds(2, 32, True) == (0, 24, 32)
-    assert kernels.row_bounds(2, 32, False) == (0, 16, 32)
-    assert kernels.row_bounds(3, 32, True) == (0, 10, 21, 32)                    # no speeds for 3 threads
-    assert kernels.row_bounds(2, 8, True) == (0, 4, 8)                           # 6 and 2: below MIN_ROWS = 4
-    kernels._speeds[2] = [1.05, 0.95]
-    assert kernels.row_bounds(2, 32, True) == (0, 16, 32)
+    monkeypatch.setattr(kernels, "_speeds", {2: np.array([1.5, 0.5])})
+    assert kernels.row_bounds(2, 32, True).tolist() == [0, 24, 32]
+    assert kernels.row_bounds(2, 32, False).tolist() == [0, 16, 32]
+    assert kernels.row_bounds(3, 32, True).tolist() == [0, 10, 21, 32]          # no speeds for 3 threads
+    assert kernels.row_bounds(2, 8, True).tolist() == [0, 4, 8]                  # 6 and 2: below MIN_ROWS = 4
+    kernels._speeds[2] = np.array([1.05, 0.95])
+    assert kernels.row_bounds(2, 32, True).tolist() == [0, 16, 32]
 
 
 def test_speeds_are_learnt_from_each_blocks_cycles(monkeypatch):
@@ -418,7 +418,7 @@ def test_speeds_are_learnt_from_each_blocks_cycles(monkeypatch):
     and 0.5 (over their mean); the next call, the other way round, averages them (SPEED_WEIGHT 0.5)
     back to 1 and 1. Nothing is learnt where the threads split the units, or a block has no count."""
     monkeypatch.setattr(kernels, "_speeds", {})
-    sync = kernels.phases(1, (0, 16, 32))
+    sync = kernels.phases(1, np.array([0, 16, 32]))
     sync[-1, :2] = [100, 300]
     kernels.learn_speeds(sync, False)
     assert kernels._speeds == {}
@@ -444,13 +444,13 @@ def test_rows_by_speed_equal_one_part(mode, nl, monkeypatch):
     lengths = np.array([5, 1, 4, 2] * 4)[:B]
     split_on(monkeypatch, 3)
     monkeypatch.setattr(products, "SPLIT_WORK", 0)
-    speeds = {3: [2.0, 0.5, 0.5]}
+    speeds = {3: np.array([2.0, 0.5, 0.5])}
     monkeypatch.setattr(kernels, "_speeds", speeds)
     assert kernels.packing_parts(3, B, layer.params["weight_hh_l0"]) == 1
-    assert kernels.row_bounds(3, B, True) == (0, 5, 9, 13)
+    assert kernels.row_bounds(3, B, True).tolist() == [0, 5, 9, 13]
     uneven = train_step(layer, x, lengths, dy, None)
     if platform.machine() in ("x86_64", "AMD64"):
-        assert len(speeds[3]) == 3 and not np.allclose(speeds[3], [2.0, 0.5, 0.5])   # learnt from the calls
+        assert speeds[3].shape == (3,) and not np.allclose(speeds[3], [2.0, 0.5, 0.5])   # learnt from the calls
     monkeypatch.setattr(kernels, "THREADS", 1)
     whole = train_step(layer, x, lengths, dy, None)
     for a, b in zip(flat(uneven[1]) + [uneven[0], uneven[2]], flat(whole[1]) + [whole[0], whole[2]]):
