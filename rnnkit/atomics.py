@@ -2,8 +2,7 @@
 kernel's steps (rnnkit.kernels): Numba has no atomics on the CPU, so these emit LLVM's own.
 
 fetch_add(a, i, v) adds v to a[i] and returns the old value; load(a, i) reads a[i] (acquire);
-pause() tells the core it is spinning (x86's PAUSE; nothing elsewhere); cycles() reads the CPU's
-cycle counter (LLVM's readcyclecounter: x86's TSC, 0 where a target has none). a is 1-D, i in range.
+pause() tells the core it is spinning (x86's PAUSE; nothing elsewhere). a is 1-D, i in range.
 """
 from __future__ import annotations
 
@@ -41,10 +40,3 @@ if ENABLED:
                 builder.call(cgutils.get_or_insert_function(builder.module, spin_hint, "llvm.x86.sse2.pause"), [])
             return context.get_dummy_value()
         return types.none(), codegen
-
-    @intrinsic
-    def cycles(typingctx):
-        def codegen(context, builder, sig, args):
-            counter = ir.FunctionType(ir.IntType(64), [])
-            return builder.call(cgutils.get_or_insert_function(builder.module, counter, "llvm.readcyclecounter"), [])
-        return types.int64(), codegen

@@ -18,8 +18,7 @@ uses libm's.
 
 Threads: a kernel runs on P threads (P <= the cores), one each for the whole sequence (Numba's
 prange, OpenMP), in one of two ways. Where W is small (packing_parts), each thread works alone on
-its own block of batch rows, whole steps, product and gates, and never meets another; the blocks'
-sizes follow the speeds the threads' cores last ran at (row_bounds). Otherwise
+its own block of batch rows, whole steps, product and gates, and never meets another. Otherwise
 the hidden units are cut into P parts: per step each part makes its own slice of the recurrent
 product (its share of W_hh is packed apart), the parts meet, each does the gates of a block of
 batch rows, and they meet again (see the comment above the kernels). There a step needs all
@@ -356,10 +355,9 @@ def _inline(f):
 # (block, phase, task), `after` the next one, until the task is -1.
 #
 # Where W is packed whole, not in P parts (packing_parts), each thread works alone: its task in every
-# phase is its own block of rows (rows(p, bounds)), the product's as well as the gates', so it needs
+# phase is its own block of rows (rows(p, P, B)), the product's as well as the gates', so it needs
 # no other thread's results and never waits. It claims its block before its first step, and, done,
 # claims any block no thread has claimed (unclaimed_block), so a late thread's rows wait for no one.
-# Each block's cycles go into sync, from which the next call sizes the blocks (learn_speeds).
 #
 # Forward reads h_prev from one of two buffers and writes h into the other. Backward alternates
 # the gates of step s with the product into dh_prev of that step, which needs all of its dhp.
@@ -370,10 +368,9 @@ def units(edges, p):
 
 
 @_inline
-def rows(p, bounds):
-    """Part p's block of the batch rows in the gate phase (or, where the threads work alone, in both
-    phases), from the P + 1 bounds between the blocks (row_bounds)."""
-    return bounds[p], bounds[p + 1]
+def rows(p, P, B):
+    """Part p's block of the B batch rows in the gate phase."""
+    return B * p // P, B * (p + 1) // P
 
 
 @_inline
@@ -424,13 +421,13 @@ def pass_state(b, a, saved_, o_, h_prev, h_next):
 
 
 @_inline
-def product_part(p, bounds, X, A, Wk, C):
+def product_part(p, P, X, A, Wk, C):
     """Thread p's share of a step's product [X, A] @ W (X may have no columns), of P threads, and
     which part of C holds it and which rows: where the threads split the units (W packed in P
     parts), all rows times part p's columns, into C[p]; where each works alone (W packed whole),
     its block of rows times all columns, into C[0]."""
-    if Wk.shape[0] < bounds.shape[0] - 1:
-        b0, b1 = rows(p, bounds)
+    if Wk.shape[0] < P:
+        b0, b1 = rows(p, P, A.shape[0])
         gemm(X[b0:b1], A[b0:b1], Wk[0], C[0, b0:b1])
         return 0, b0, b1
     gemm(X, A, Wk[p], C[p])
@@ -446,10 +443,10 @@ def add_row(sums, row):
 
 
 @_inline
-def into_h_prev(p, bounds, edges, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct):
+def into_h_prev(p, P, edges, t, lengths, dhp_t, Wk, dhs, dh, direct, has_direct):
     """Thread p's share of dh = dhp_t @ W_hh (+ the direct path), as product_part splits it;
     padded rows keep their dh."""
-    q, b0, b1 = product_part(p, bounds, dhp_t[:, :0], dhp_t, Wk, dhs)
+    q, b0, b1 = product_part(p, P, dhp_t[:, :0], dhp_t, Wk, dhs)
     j0, j1 = units(edges, q)
     n = j1 - j0
     for b in range(b0, b1):
@@ -464,59 +461,19 @@ def into_h_prev(p, bounds, edges, t, lengths, dhp_t, Wk, dhs, dh, direct, has_di
 
 @_inline
 def threads(Wk, sync):
-    """P, the threads of a kernel (one per task of each of sync's phases), whether each works alone,
-    on its own block of batch rows through whole steps (W packed whole, not in P parts), and the
-    bounds between the threads' blocks of rows (phases)."""
+    """P, the threads of a kernel (one per task of each of sync's phases), and whether each works
+    alone, on its own block of batch rows through whole steps: W packed whole, not in P parts."""
     P = sync.shape[1] - 1
-    return P, Wk.shape[0] < P, sync[sync.shape[0] - 2]
+    return P, Wk.shape[0] < P
 
 
 STEAL_AFTER = 2000      # spins (about 50 us) waiting on a thread that has not started, before doing its task
 
 
-def phases(T, bounds):
-    """The meeting points of a sequence of T steps on P parts (P + 1 bounds between their blocks of
-    batch rows, row_bounds): per phase, a claim flag per task and a count of those done; then a
-    count of the threads that have started; the bounds; and, where threads work alone, the cycles
-    each block of rows took (the kernel writes them; learn_speeds reads them)."""
-    sync = np.zeros((2 * T + 3, bounds.shape[0]), np.int64)
-    sync[2 * T + 1] = bounds
-    return sync
-
-
-# Where the threads work alone, each block's rows follow the speed of the core that ran it: on the
-# project's machine the two cores change speed apart from each other. In a slow phase, at LSTM
-# (100, 32, 128, 128) inference, one thread's 16 rows took 3.4-3.8 ms and the other's 6.3-6.9 in
-# most calls, for seconds at a time (a throwaway timing, each block timed inside the kernel).
-SPEED_GAP = 1.2         # the fastest core's speed over the slowest's from which the rows follow the speeds
-SPEED_WEIGHT = 0.5      # the weight of the latest call in each thread's speed, a moving average over calls
-_speeds = {}            # P -> each thread's speed (rows per cycle over their mean) where P threads work alone
-
-
-def row_bounds(P, B, alone):
-    """The bounds between the P threads' blocks of the B batch rows (P + 1): equal, or, where the
-    threads work alone and their cores last ran SPEED_GAP apart or more (_speeds), in proportion to
-    their speeds, each block keeping packed.MIN_ROWS rows."""
-    speed = _speeds.get(P) if alone else None
-    if speed is not None and speed.max() >= SPEED_GAP * speed.min():
-        n = np.maximum(packed.MIN_ROWS, np.floor(B * speed / speed.sum()).astype(np.int64))
-        n[np.argmax(speed)] += B - n.sum()
-        if n.min() >= packed.MIN_ROWS:
-            return np.concatenate(([0], np.cumsum(n)))
-    return np.array([B * p // P for p in range(P + 1)], np.int64)
-
-
-def learn_speeds(sync, alone):
-    """After a kernel whose P > 1 threads worked alone: each block's rows per cycle (sync's last row,
-    counted where the cycle counter runs), over their mean, into _speeds' moving average for P."""
-    P = sync.shape[1] - 1
-    cycles, bounds = sync[-1, :P], sync[-2]
-    if not alone or P == 1 or (cycles <= 0).any():
-        return
-    speed = np.diff(bounds) / cycles
-    speed /= speed.mean()
-    old = _speeds.get(P)
-    _speeds[P] = speed if old is None else SPEED_WEIGHT * speed + (1 - SPEED_WEIGHT) * old
+def phases(T, P):
+    """The meeting points of a sequence of T steps on P parts: per phase, a claim flag per task and
+    a count of those done; in the last row, a count of the threads that have started."""
+    return np.zeros((2 * T + 1, P + 1), np.int64)
 
 
 @_inline
@@ -529,7 +486,7 @@ def claim(sync, k, q):
 def wait_or_steal(sync, k):
     """-1 once every task of phase k is done. Before that, while some thread has not started after
     STEAL_AFTER spins, a task of phase k nobody has claimed, claimed now by this thread."""
-    row, started = sync[k], sync[sync.shape[0] - 3]
+    row, started = sync[k], sync[sync.shape[0] - 1]
     P = row.shape[0] - 1
     spins = 0
     while atomics.load(row, P) < P:
@@ -552,11 +509,9 @@ def own_or_left(sync, k, q):
 @_inline
 def unclaimed_block(sync):
     """Where threads work alone, a block of rows no thread has started (its thread late, or never
-    run, where the prange's iterations run one after another), claimed now in sync's first row, its
-    start noted in the last (the cycle counter's reading, negated); else -1."""
+    run, where the prange's iterations run one after another), claimed now in sync's first row; else -1."""
     for q in range(sync.shape[1] - 1):
         if claim(sync, 0, q):
-            sync[sync.shape[0] - 1, q] = -atomics.cycles()
             return np.int64(q)
     return np.int64(-1)
 
@@ -570,13 +525,9 @@ def first(sync, p, T, alone):
     thread as started."""
     p = np.int64(p)
     if alone:
-        if claim(sync, 0, p):
-            b = p
-            sync[sync.shape[0] - 1, p] = -atomics.cycles()
-        else:
-            b = unclaimed_block(sync)
+        b = p if claim(sync, 0, p) else unclaimed_block(sync)
         return b, 0, (b if T > 0 else np.int64(-1))
-    atomics.fetch_add(sync[sync.shape[0] - 3], 0, 1)                  # started
+    atomics.fetch_add(sync[sync.shape[0] - 1], 0, 1)                  # started
     return own_from(sync, p, 0, T)
 
 
@@ -588,7 +539,6 @@ def after(sync, b, k, T, alone):
     if alone:
         if k + 1 < 2 * T:
             return b, k + 1, b
-        sync[sync.shape[0] - 1, b] += atomics.cycles()                # the block's cycles
         b = unclaimed_block(sync)
         return b, 0, b
     row = sync[k]
@@ -647,12 +597,12 @@ def rnn_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, relu, ke
 
 
 @_inline
-def rnn_forward_task(k, q, bounds, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, zeros):
+def rnn_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, zeros):
     s, t = k // 2, order(k // 2, T, reverse)
     if k % 2 == 0:
-        product_part(q, bounds, x[t], hs[s % 2], Wk, hps)
+        product_part(q, P, x[t], hs[s % 2], Wk, hps)
     else:
-        b0, b1 = rows(q, bounds)
+        b0, b1 = rows(q, P, hs.shape[1])
         rnn_forward_rows(b0, b1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, relu, keep, out, h_prevs, hps,
                          zeros, x.shape[2] > 0)
 
@@ -664,11 +614,11 @@ def rnn_forward(xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_pr
     scratch when keep is False); else (T, B, 0)."""
     T = out.shape[0]
     hps, hs, zeros = forward_scratch(Wk, h)
-    P, alone, bounds = threads(Wk, sync)
+    P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            rnn_forward_task(k, q, bounds, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps,
+            rnn_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps,
                              zeros)
             b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
@@ -694,12 +644,12 @@ def rnn_backward_rows(b0, b1, t, saved, dout, dh, lengths, relu, sums):
 
 
 @_inline
-def rnn_backward_task(k, q, bounds, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums):
+def rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums):
     if k % 2 == 1:                                                   # dh_prev of the step before
         t1 = order(T - (k + 1) // 2, T, reverse)
-        into_h_prev(q, bounds, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
+        into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
     else:
-        b0, b1 = rows(q, bounds)
+        b0, b1 = rows(q, P, dh.shape[0])
         rnn_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, dout, dh, lengths, relu, sums[q])
 
 
@@ -709,11 +659,11 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sums, sync)
     column sums, each task's rows apart (loop.fused_backward)."""
     T, B, _ = saved.shape
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
-    P, alone, bounds = threads(Wk, sync)
+    P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            rnn_backward_task(k, q, bounds, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums)
+            rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums)
             b, k, q = after(sync, b, k, T, alone)
 
 
@@ -762,13 +712,13 @@ def lstm_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, c, lengths, keep
 
 
 @_inline
-def lstm_forward_task(k, q, bounds, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs,
-                      tcs, hps, zeros):
+def lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps,
+                      zeros):
     s, t = k // 2, order(k // 2, T, reverse)
     if k % 2 == 0:
-        product_part(q, bounds, x[t], hs[s % 2], Wk, hps)
+        product_part(q, P, x[t], hs[s % 2], Wk, hps)
     else:
-        b0, b1 = rows(q, bounds)
+        b0, b1 = rows(q, P, hs.shape[1])
         lstm_forward_rows(b0, b1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out, h_prevs, c_prevs,
                           tcs, hps, zeros, x.shape[2] > 0)
 
@@ -781,11 +731,11 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
     scratch when keep is False); else (T, B, 0)."""
     T = out.shape[0]
     hps, hs, zeros = forward_scratch(Wk, h)
-    P, alone, bounds = threads(Wk, sync)
+    P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            lstm_forward_task(k, q, bounds, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
+            lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
                               c_prevs, tcs, hps, zeros)
             b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
@@ -816,12 +766,12 @@ def lstm_backward_rows(b0, b1, t, saved, tcs, c_prevs, dout, dh, dc, lengths, su
 
 
 @_inline
-def lstm_backward_task(k, q, bounds, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs, sums):
+def lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs, sums):
     if k % 2 == 1:                                                   # dh_prev of the step before
         t1 = order(T - (k + 1) // 2, T, reverse)
-        into_h_prev(q, bounds, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
+        into_h_prev(q, P, edges, t1, lengths, saved[t1], Wk, dhs, dh, dh, False)
     else:
-        b0, b1 = rows(q, bounds)
+        b0, b1 = rows(q, P, dh.shape[0])
         lstm_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, tcs, c_prevs, dout, dh, dc, lengths,
                            sums[q])
 
@@ -832,11 +782,11 @@ def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse
     (P, 4H) gets dxp's column sums, each task's rows apart (loop.fused_backward)."""
     T, B, _ = saved.shape
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
-    P, alone, bounds = threads(Wk, sync)
+    P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            lstm_backward_task(k, q, bounds, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs,
+            lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs,
                                sums)
             b, k, q = after(sync, b, k, T, alone)
 
@@ -883,17 +833,17 @@ def gru_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, lengths, keep, ou
 
 
 @_inline
-def gru_forward_task(k, q, bounds, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns,
-                     hps, hns, hhs, zeros):
+def gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps,
+                     hns, hhs, zeros):
     s, t = k // 2, order(k // 2, T, reverse)
     if k % 2 == 0:
         X, A = x[t], hs[s % 2]
-        product_part(q, bounds, X, A, Wk, hps)
+        product_part(q, P, X, A, Wk, hps)
         if Wn.shape[1] > 0:
-            product_part(q, bounds, X, A[:, :0], Wn, hns)
-            product_part(q, bounds, X[:, :0], A, Wh, hhs)
+            product_part(q, P, X, A[:, :0], Wn, hns)
+            product_part(q, P, X[:, :0], A, Wh, hhs)
     else:
-        b0, b1 = rows(q, bounds)
+        b0, b1 = rows(q, P, hs.shape[1])
         gru_forward_rows(b0, b1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], lengths, keep, out, h_prevs, hp_ns, hps,
                          hns, hhs, zeros, Wn.shape[1] > 0)
 
@@ -908,11 +858,11 @@ def gru_forward(xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_
     hps, hs, zeros = forward_scratch(Wk, h)
     hns = np.empty((Wn.shape[0], h.shape[0], Wn.shape[1] * Wn.shape[3]), h.dtype)
     hhs = np.empty_like(hns)
-    P, alone, bounds = threads(Wk, sync)
+    P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            gru_forward_task(k, q, bounds, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs,
+            gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs,
                              hp_ns, hps, hns, hhs, zeros)
             b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
@@ -950,12 +900,12 @@ def gru_backward_rows(b0, b1, t, saved, hp_ns, h_prevs, dout, dh, direct, dhp_t,
 
 
 @_inline
-def gru_backward_task(k, q, bounds, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct,
+def gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct,
                       sums):
     if k % 2 == 1:                                                   # dh_prev of the step before
-        into_h_prev(q, bounds, edges, 0, lengths, dhps[(k - 1) // 2 % 2], Wk, dhs, dh, direct, True)
+        into_h_prev(q, P, edges, 0, lengths, dhps[(k - 1) // 2 % 2], Wk, dhs, dh, direct, True)
     else:
-        b0, b1 = rows(q, bounds)
+        b0, b1 = rows(q, P, dh.shape[0])
         gru_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, hp_ns, h_prevs, dout, dh, direct,
                           dhps[k // 2 % 2], lengths, sums[q])
 
@@ -969,11 +919,11 @@ def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, s
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     dhps = np.empty((2, B, G), saved.dtype)                           # dhp of the last two steps
     direct = np.empty((B, dh.shape[1]), saved.dtype)
-    P, alone, bounds = threads(Wk, sync)
+    P, alone = threads(Wk, sync)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            gru_backward_task(k, q, bounds, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
+            gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
                               dhps, direct, sums)
             b, k, q = after(sync, b, k, T, alone)
 

@@ -296,8 +296,7 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
         buffer = ws.flat(kernels.weights_size(W_hh, parts, I), dt)
         edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih)
         Wn = Wh = np.empty((parts, 0, 0, packed.V), dt)   # the GRU's n products apart: only with x
-    alone = parts < P                                  # each thread alone on its own block of rows
-    sync = kernels.phases(T, kernels.row_bounds(P, B, alone))
+    sync = kernels.phases(T, P)
     if isinstance(step, LSTMStep):
         c_prevs, extra = ws.empty(kept, dt), ws.empty(scratch, dt)
         kernels.lstm_forward[P](xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, extra,
@@ -308,7 +307,6 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
     else:
         relu = step.nonlinearity == "relu"
         kernels.rnn_forward[P](xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync)
-    kernels.learn_speeds(sync, alone)
     if not keep:
         ws.give_back(h_prevs, c_prevs, extra, buffer, own_xp)
         return out, h, c, None
@@ -333,8 +331,7 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
         ws.give_back(buffer)
         buffer = ws.flat(size, W_hh.dtype)
     edges, Wk = kernels.backward_weights(W_hh, parts, buffer)
-    alone = parts < P
-    sync = kernels.phases(T, kernels.row_bounds(P, B, alone))
+    sync = kernels.phases(T, P)
     GH = W_hh.shape[0]
     sums = np.zeros((P, GH + (H if isinstance(step, GRUStep) else 0)), dout.dtype)
     if isinstance(step, LSTMStep):
@@ -346,7 +343,6 @@ def fused_backward(step, W_hh, dout, dh_n, dc_n, mask, reverse, cache, P, ws):
     else:
         kernels.rnn_backward[P](saved, Wk, edges, dout, dh, lengths, reverse, step.nonlinearity == "relu", sums,
                                 sync)
-    kernels.learn_speeds(sync, alone)
     ws.give_back(buffer)
     sums = sums.sum(0)
     db_ih = sums[:GH]

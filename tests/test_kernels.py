@@ -1,6 +1,5 @@
 """The Numba kernels equal the NumPy steps (and PyTorch); rnnkit.no_grad keeps nothing; the fallback runs."""
 import os
-import platform
 import subprocess
 import sys
 
@@ -390,73 +389,14 @@ def test_a_late_thread_takes_its_tasks_from_the_first_phase_left():
     late: part 0 does its own task of phase 0, then, part 1 not having started, takes over part 1's,
     then takes its own of phase 1. Part 1, starting now, finds phase 0 done and must take its own
     task of phase 1 (ending its walk there would leave part 0 waiting for it forever)."""
-    T, sync = 3, kernels.phases(3, kernels.row_bounds(2, 4, False))
+    T, sync = 3, kernels.phases(3, 2)
     taken = [kernels.first(sync, 0, T, False)]
     while taken[-1][1:] != (1, 0):
         b, k, q = taken[-1]
         taken.append(kernels.after(sync, b, k, T, False))
     assert taken == [(0, 0, 0), (0, 0, 1), (0, 1, 0)]
     assert kernels.first(sync, 1, T, False) == (1, 1, 1)
-    assert sync[:2].tolist() == [[1, 1, 2], [1, 1, 0]] and sync[2 * T, 0] == 2    # claimed, done; both started
-
-
-def test_rows_follow_the_cores_speeds_where_threads_work_alone(monkeypatch):
-    """Threads alone on their rows share them out by their cores' last speeds (rows per cycle, over
-    their mean): 1.5 against 0.5 gives 24 of 32 rows against 8; within SPEED_GAP, or where the
-    threads split the units, or a block would fall below a tile's MIN_ROWS, equal blocks."""
-    monkeypatch.setattr(kernels, "_speeds", {2: np.array([1.5, 0.5])})
-    assert kernels.row_bounds(2, 32, True).tolist() == [0, 24, 32]
-    assert kernels.row_bounds(2, 32, False).tolist() == [0, 16, 32]
-    assert kernels.row_bounds(3, 32, True).tolist() == [0, 10, 21, 32]          # no speeds for 3 threads
-    assert kernels.row_bounds(2, 8, True).tolist() == [0, 4, 8]                  # 6 and 2: below MIN_ROWS = 4
-    kernels._speeds[2] = np.array([1.05, 0.95])
-    assert kernels.row_bounds(2, 32, True).tolist() == [0, 16, 32]
-
-
-def test_speeds_are_learnt_from_each_blocks_cycles(monkeypatch):
-    """A block of 16 rows that took 100 cycles runs 3 times as fast as one that took 300: speeds 1.5
-    and 0.5 (over their mean); the next call, the other way round, averages them (SPEED_WEIGHT 0.5)
-    back to 1 and 1. Nothing is learnt where the threads split the units, or a block has no count."""
-    monkeypatch.setattr(kernels, "_speeds", {})
-    sync = kernels.phases(1, np.array([0, 16, 32]))
-    sync[-1, :2] = [100, 300]
-    kernels.learn_speeds(sync, False)
-    assert kernels._speeds == {}
-    kernels.learn_speeds(sync, True)
-    assert np.allclose(kernels._speeds[2], [1.5, 0.5])
-    sync[-1, :2] = [300, 100]
-    kernels.learn_speeds(sync, True)
-    assert np.allclose(kernels._speeds[2], [1.0, 1.0])
-    sync[-1, :2] = [0, 100]
-    kernels.learn_speeds(sync, True)
-    assert np.allclose(kernels._speeds[2], [1.0, 1.0])
-
-
-@pytest.mark.parametrize("mode,nl", CELLS)
-def test_rows_by_speed_equal_one_part(mode, nl, monkeypatch):
-    """Three threads alone on 5, 4 and 4 of 13 rows (the first core twice as fast as the others, as
-    _speeds has it) give what one thread gives; the kernels count each block's cycles, from which
-    the speeds are learnt (where the cycle counter runs: x86's TSC)."""
-    rng = np.random.default_rng(5)
-    layer = make(mode, nl, np.float64)
-    T, B = 5, 13
-    x, dy = rng.standard_normal((T, B, 5)), rng.standard_normal((T, B, 7))
-    lengths = np.array([5, 1, 4, 2] * 4)[:B]
-    split_on(monkeypatch, 3)
-    monkeypatch.setattr(products, "SPLIT_WORK", 0)
-    speeds = {3: np.array([2.0, 0.5, 0.5])}
-    monkeypatch.setattr(kernels, "_speeds", speeds)
-    assert kernels.packing_parts(3, B, layer.params["weight_hh_l0"]) == 1
-    assert kernels.row_bounds(3, B, True).tolist() == [0, 5, 9, 13]
-    uneven = train_step(layer, x, lengths, dy, None)
-    if platform.machine() in ("x86_64", "AMD64"):
-        assert speeds[3].shape == (3,) and not np.allclose(speeds[3], [2.0, 0.5, 0.5])   # learnt from the calls
-    monkeypatch.setattr(kernels, "THREADS", 1)
-    whole = train_step(layer, x, lengths, dy, None)
-    for a, b in zip(flat(uneven[1]) + [uneven[0], uneven[2]], flat(whole[1]) + [whole[0], whole[2]]):
-        assert relative_error(a, b) < 1e-12
-    for k in whole[4]:
-        assert relative_error(uneven[4][k], whole[4][k]) < 1e-12, k
+    assert sync[:2].tolist() == [[1, 1, 2], [1, 1, 0]] and sync[-1, 0] == 2    # claimed, done; both started
 
 
 @pytest.mark.parametrize("mode,nl", CELLS)
