@@ -82,15 +82,15 @@ def reset_peak():
 
 # --- workers: one library, one configuration, one fresh process ----------------------------------
 
-def setup(lib, mode, T, B, I, H):
+def setup(lib, mode, T, B, I, H, layers=1, bidirectional=False):
     """The layer, a training step and an inference step for one library, same weights and data."""
     import numpy as np
     import rnnkit
 
-    layer = getattr(rnnkit, mode)(I, H, seed=0)
+    layer = getattr(rnnkit, mode)(I, H, num_layers=layers, bidirectional=bidirectional, seed=0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((T, B, I)).astype(np.float32)
-    dy = rng.standard_normal((T, B, H)).astype(np.float32)
+    dy = rng.standard_normal((T, B, layer.num_directions * H)).astype(np.float32)
     if lib == "rnnkit":
         def train():
             layer.zero_grad()
@@ -103,7 +103,7 @@ def setup(lib, mode, T, B, I, H):
         return train, infer
 
     import torch
-    twin = getattr(torch.nn, mode)(I, H)
+    twin = getattr(torch.nn, mode)(I, H, num_layers=layers, bidirectional=bidirectional)
     twin.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
     xt, dyt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dy)
 
@@ -239,9 +239,9 @@ def matmul_worker(repeats, n=2048):
 
 # --- the driver -----------------------------------------------------------------------------------
 
-def spawn(*args, env=None, cwd=None):
-    """One worker in a fresh process (env and cwd: its environment and folder, else this one's)."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", *map(str, args)]
+def spawn(*args, env=None, cwd=None, script=__file__):
+    """One worker of script in a fresh process (env and cwd: its environment and folder, else this one's)."""
+    cmd = [sys.executable, os.path.abspath(script), "--worker", *map(str, args)]
     done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"worker {' '.join(map(str, args))} failed:\n{done.stderr}")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -77,19 +77,29 @@ def matmul(a, b, parts=1, out=None):
         out = workspace.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
     if a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_WORK:
         parts = 1
-    global _pool
-    if parts > 1 and (_pool is None or _pool._max_workers < parts - 1):
-        _pool = ThreadPoolExecutor(parts - 1, "rnnkit-products")
     edges = [a.shape[0] * k // parts for k in range(parts + 1)]
-    previous = _set_threads(1)
-    try:
-        others = [_pool.submit(np.matmul, a[r0:r1], b, out=out[r0:r1]) for r0, r1 in zip(edges[1:-1], edges[2:])]
-        np.matmul(a[:edges[1]], b, out=out[:edges[1]])
-        for f in others:
-            f.result()
-    finally:
-        _set_threads(previous)
+    together([functools.partial(np.matmul, a[r0:r1], b, out=out[r0:r1]) for r0, r1 in zip(edges, edges[1:])])
     return out
+
+
+def together(calls):
+    """Run the calls at once, the first on this thread and each other one on a thread of rnnkit's
+    pool, with NumPy's BLAS on one thread meanwhile (each call has a core to itself); returns
+    their results in order, once all are done."""
+    global _pool
+    if len(calls) > 1 and (_pool is None or _pool._max_workers < len(calls) - 1):
+        _pool = ThreadPoolExecutor(len(calls) - 1, "rnnkit-products")
+    previous = None if _set_threads is None else _set_threads(1)
+    try:
+        others = [_pool.submit(call) for call in calls[1:]]
+        try:
+            first = calls[0]()
+        finally:
+            wait(others)
+        return [first] + [f.result() for f in others]
+    finally:
+        if previous is not None:
+            _set_threads(previous)
 
 
 def add_matmul(c, a, b, parts=1, ws=FRESH):

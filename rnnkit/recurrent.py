@@ -16,9 +16,9 @@ import numpy as np
 from . import checks, kernels
 from .grad_mode import is_grad_enabled
 from .init import RECURRENT_INITS, recurrent_params
-from .loop import release, run_backward, run_input
+from .loop import L2_BYTES, release, run_backward, run_input
 from .module import Module
-from .products import add_matmul, product
+from .products import add_matmul, product, together
 from .steps import GRUStep, LSTMStep, RNNStep
 from .workspace import Workspace
 
@@ -45,6 +45,9 @@ def make_step(mode: str, nonlinearity: str = "tanh"):
     return RNNStep(checks.one_of("nonlinearity", nonlinearity, {"tanh", "relu"}))
 
 
+DIRECTIONS_AT_ONCE = True     # a bidirectional layer's two directions at once, where that pays (RNNBase._directions)
+
+
 class RNNBase(Module):
     mode = "RNN"
 
@@ -68,7 +71,7 @@ class RNNBase(Module):
                 for name, value in p.items():
                     self.add_param(name, value)
         self._cache = None
-        self._workspace = Workspace()                                   # scratch reused between steps
+        self._workspaces = (Workspace(), Workspace())                   # scratch reused between steps, by direction
 
     @staticmethod
     def _suffix(layer: int, direction: int) -> str:
@@ -117,22 +120,19 @@ class RNNBase(Module):
         c_n = np.empty_like(c0) if c0 is not None else None
         layer_input, inputs, caches, drop_masks = x, [], [], []
         P = self._parts(T, B)
-        ws = self._workspace
         for layer in range(self.num_layers):
-            output = np.empty((T, B, D * H), self.dtype) if D > 1 else None
-            for d in range(D):
+            def direction(d, parts, layer=layer, layer_input=layer_input):
                 W_ih, W_hh, b_ih, b_hh = self._weights(layer, d)
                 k = layer * D + d
                 out, h_n[k], c_last, cache = run_input(
                     self.step, layer_input, W_ih, b_ih, W_hh, b_hh, h0[k], None if c0 is None else c0[k], mask,
-                    d == 1, keep, P, ws)
+                    d == 1, keep, parts, self._workspaces[d])
                 if c_n is not None:
                     c_n[k] = c_last
-                if D > 1:
-                    output[:, :, d * H:(d + 1) * H] = out
-                else:
-                    output = out
-                caches.append(cache)
+                return out, cache
+            outs = self._directions(direction, T, B, P, keep)
+            output = outs[0][0] if D == 1 else np.concatenate([out for out, _ in outs], axis=2)
+            caches += [cache for _, cache in outs]
             inputs.append(layer_input)
             drop = None
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
@@ -181,26 +181,25 @@ class RNNBase(Module):
         dc0 = np.empty(state_shape, self.dtype) if dc_n is not None else None
         g = self.grads
         P = self._parts(T, B)
-        ws = self._workspace
         for layer in range(L - 1, -1, -1):
             if cache["drop_masks"][layer] is not None:
                 dy = dy * cache["drop_masks"][layer]
             x = cache["inputs"][layer]
             x2 = x.reshape(T * B, -1)
-            dx = None
-            for d in range(D):
+
+            def direction(d, parts, layer=layer, dy=dy):
                 k = layer * D + d
                 W_ih, W_hh, b_ih, _ = self._weights(layer, d)
-                step_cache = cache["caches"][k]
+                step_cache, ws = cache["caches"][k], self._workspaces[d]
                 dxp, dhp, dh0[k], dc_first, (db_ih, db_hh) = run_backward(
                     self.step, W_hh, np.ascontiguousarray(dy[:, :, d * H:(d + 1) * H]), dh_n[k],
-                    None if dc_n is None else dc_n[k], cache["mask"], d == 1, step_cache, P, ws)
+                    None if dc_n is None else dc_n[k], cache["mask"], d == 1, step_cache, parts, ws)
                 if dc0 is not None:
                     dc0[k] = dc_first
                 s = self._suffix(layer, d)
                 GH = dxp.shape[2]
                 dxp2 = dxp.reshape(T * B, GH)
-                add_matmul(g["weight_ih" + s], dxp2.T, x2, P, ws)            # one product over all steps
+                add_matmul(g["weight_ih" + s], dxp2.T, x2, parts, ws)        # one product over all steps
                 if b_ih is not None:
                     g["bias_ih" + s] += db_ih
                     g["bias_hh" + s] += db_hh
@@ -208,11 +207,14 @@ class RNNBase(Module):
                 for block in dhp:                                          # dhp's column blocks
                     n = block.shape[2]
                     block2 = block.reshape(T * B, n)
-                    add_matmul(g["weight_hh" + s][col:col + n], block2.T, step_cache.h_prevs.reshape(T * B, H), P, ws)
+                    add_matmul(g["weight_hh" + s][col:col + n], block2.T, step_cache.h_prevs.reshape(T * B, H), parts,
+                               ws)
                     col += n
-                dx_d = product(dxp2, W_ih, P, ws=ws)                       # into this layer's input
-                dx = dx_d if dx is None else dx + dx_d
+                dx_d = product(dxp2, W_ih, parts, ws=ws)                   # into this layer's input
                 release(step_cache, ws)
+                return dx_d
+            dxs = self._directions(direction, T, B, P, True)
+            dx = dxs[0] if D == 1 else dxs[0] + dxs[1]
             dy = dx.reshape(x.shape)
         self._drop_cache()
         if self.batch_first:
@@ -222,6 +224,21 @@ class RNNBase(Module):
     def _parts(self, T, B):
         """Threads for the recurrence and the large products (see rnnkit.kernels.parts)."""
         return kernels.parts(T, B, self.step.G, self.hidden_size) if kernels.ENABLED else 1
+
+    def _directions(self, direction, T, B, P, keep):
+        """[direction(d, parts) for each direction d]: one after the other, each on P threads, or both
+        at once, each on half the threads that their work taken together is worth (kernels.parts
+        for twice the rows), a thread each on two cores. At once where W_hh, packed for one thread,
+        fits a core's L2 (each thread reads all of it at every step), in training, and in inference
+        where the recurrence would not have each thread work alone on its rows anyway
+        (kernels.packing_parts). `python bench/bidirectional.py`, in bench/SPEED.md, "Session 42"."""
+        D, G, H = self.num_directions, self.step.G, self.hidden_size
+        if DIRECTIONS_AT_ONCE and D == 2 and kernels.ENABLED:
+            both, W_hh = kernels.parts(T, 2 * B, G, H), self._weights(0, 0)[1]
+            if (both > 1 and kernels.weights_size(W_hh, 1) * W_hh.itemsize <= L2_BYTES
+                    and (keep or P == 1 or kernels.packing_parts(P, B, W_hh) > 1)):
+                return together([lambda: direction(0, both // 2), lambda: direction(1, both // 2)])
+        return [direction(d, P) for d in range(D)]
 
     def _grad_state(self, grad_state, shape):
         return checks.recurrent_state(grad_state, shape, self.dtype, self.step.has_c, "grad_state for LSTM",

@@ -41,3 +41,31 @@ def test_a_timeout_the_user_set_is_left_alone(monkeypatch):
     monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "30")
     assert blas.sleep_when_idle("numpy") is False
     assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "30"
+
+
+def test_together_runs_the_calls_on_two_threads_and_waits_for_each():
+    """products.together: results in order, each call on a thread of its own, NumPy's BLAS on one
+    thread while they run and as it was after; a call that raises does so once the others are done."""
+    import threading
+    import time
+
+    from rnnkit import products
+    seen = []
+
+    def call(value, delay=0.0):
+        time.sleep(delay)
+        seen.append((threading.get_ident(), products._set_threads(1) if products._set_threads else 1))
+        return value
+    before = products._set_threads(2) if products._set_threads else None
+    assert products.together([lambda: call("a"), lambda: call("b", 0.05)]) == ["a", "b"]
+    assert len({ident for ident, _ in seen}) == 2                        # two threads
+    assert all(threads == 1 for _, threads in seen)                     # BLAS on one thread meanwhile
+    if before is not None:
+        assert products._set_threads(before) == 2                       # and as it was after
+
+    def fails():
+        raise RuntimeError("first")
+    seen.clear()
+    with pytest.raises(RuntimeError, match="first"):
+        products.together([fails, lambda: call("late", 0.1)])
+    assert len(seen) == 1                                               # the other call had finished

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import gemm, kernels, loop, products
+from rnnkit import gemm, kernels, loop, products, recurrent
 from rnnkit.gradcheck import relative_error
 
 from conftest import split_on, torch_twin
@@ -92,7 +92,10 @@ def test_short_calls_run_the_numpy_steps(mode, nl, monkeypatch):
 
 @pytest.mark.parametrize("mode,nl", CELLS)
 @pytest.mark.parametrize("B", [4, 1, 13])       # B=1: matrix-vector products; B=13: each thread alone on its rows
-def test_parts_in_threads_equal_one_part(mode, nl, B, monkeypatch):
+@pytest.mark.parametrize("at_once", [False, True])
+def test_parts_in_threads_equal_one_part(mode, nl, B, at_once, monkeypatch):
+    """A bidirectional layer on three parts gives what it gives on one: each direction's units split
+    over the threads, or (at_once, where they would split) both directions at once, a thread each."""
     rng = np.random.default_rng(4)
     layer = make(mode, nl, np.float64, bidirectional=True)
     T = 5
@@ -106,9 +109,19 @@ def test_parts_in_threads_equal_one_part(mode, nl, B, monkeypatch):
     assert kernels.parts(T, B, 4, 7) == 3
     alone = kernels.packing_parts(3, B, layer.params["weight_hh_l0"]) == 1
     assert alone == (B == 13)                                           # else units [0, 2), [2, 4), [4, 7)
+    monkeypatch.setattr(recurrent, "DIRECTIONS_AT_ONCE", at_once)
+    calls = []
+    monkeypatch.setattr(recurrent, "together", lambda tasks: calls.append(len(tasks)) or products.together(tasks))
     split = train_step(layer, x, lengths, dy, dstate)
+    with rnnkit.no_grad():
+        split_inferred = layer.forward(x, None, lengths)
+    assert calls == ([] if not at_once else [2, 2] if alone else [2, 2, 2])   # training; inference unless alone
     monkeypatch.setattr(kernels, "THREADS", 1)
     whole = train_step(layer, x, lengths, dy, dstate)
+    with rnnkit.no_grad():
+        whole_inferred = layer.forward(x, None, lengths)
+    for a, b in zip(flat(split_inferred[1]) + [split_inferred[0]], flat(whole_inferred[1]) + [whole_inferred[0]]):
+        assert relative_error(a, b) < 1e-12
     for a, b in zip(flat(split[1]) + flat(split[3]) + [split[0], split[2]],
                     flat(whole[1]) + flat(whole[3]) + [whole[0], whole[2]]):
         assert relative_error(a, b) < 1e-12
@@ -255,6 +268,7 @@ def test_gru_input_in_each_step_equals_projection_of_all_steps(threads, bias, mo
     lengths = np.array([6, 2, 5, 1, 4])
     h0 = rng.standard_normal((4, 5, 7))
     split_on(monkeypatch, threads)
+    monkeypatch.setattr(recurrent, "DIRECTIONS_AT_ONCE", False)         # each direction on every part
     monkeypatch.setattr(kernels, "GRU_INPUT_WORK", 0)
     monkeypatch.setattr(kernels, "GRU_INPUT_EXCESS", 10.0)          # H = 7 on 3 parts pads a lot
     packings = []
@@ -280,6 +294,7 @@ def test_gru_input_in_each_step_matches_torch_in_float32(monkeypatch):
     h0 = rng.standard_normal((2, 5, 64)).astype(np.float32)
     for name, value in [("MIN_WORK", 0), ("THREADS", 2), ("ADAPT", False), ("GRU_INPUT_WORK", 0)]:
         monkeypatch.setattr(kernels, name, value)
+    monkeypatch.setattr(recurrent, "DIRECTIONS_AT_ONCE", False)         # each direction on both parts
     packings = []
     monkeypatch.setattr(kernels, "gru_input_weights",
                         lambda *args, f=kernels.gru_input_weights: packings.append(args[4]) or f(*args))

@@ -35,7 +35,7 @@ def test_reused_scratch_changes_nothing(mode):
         fresh = step(make(), x, dy, lengths)
         for a, b in zip(first, fresh):
             assert relative_error(a, b) < 1e-12
-    assert used._workspace._free, "the workspace kept nothing to reuse"
+    assert used._workspaces[0]._free, "the workspace kept nothing to reuse"
 
 
 def test_what_the_caller_holds_is_never_reused():
