@@ -4,9 +4,11 @@
 
 A bidirectional layer's two directions are independent until the next layer. rnnkit runs them at
 once, each on a core of its own, where that pays (rnnkit.recurrent.RNNBase._directions): where a
-direction's W_hh, packed, fits a core's L2, in training, and in inference where each direction's
-recurrence would otherwise split its hidden units over the threads and meet twice a step (at H =
-650 they run one by one, so there the two columns time the same code). For each (mode, T, B, I,
+direction's W_ih and W_hh, packed, take less than a core's L2 and the work is worth two threads,
+in training, and in inference where each direction's recurrence would otherwise split its hidden
+units over the threads and meet twice a step. Elsewhere (the RNN's two smallest rows, the LSTM at
+(100, 32, 256, 256), every mode at H = 650, and inference where each thread works alone on its
+rows) the two rnnkit columns time the same code, which shows the machine's noise. For each (mode, T, B, I,
 H, layers) of GRID, three workers take turns in each round, each in a fresh process and each first
 in one round in three: rnnkit as it ships ("at once"), rnnkit with
 rnnkit.recurrent.DIRECTIONS_AT_ONCE off ("one by one": each direction on all the threads, one after

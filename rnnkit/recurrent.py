@@ -130,7 +130,7 @@ class RNNBase(Module):
                 if c_n is not None:
                     c_n[k] = c_last
                 return out, cache
-            outs = self._directions(direction, T, B, P, keep)
+            outs = self._directions(direction, T, B, layer_input.shape[2], P, keep)
             output = outs[0][0] if D == 1 else np.concatenate([out for out, _ in outs], axis=2)
             caches += [cache for _, cache in outs]
             inputs.append(layer_input)
@@ -213,7 +213,7 @@ class RNNBase(Module):
                 dx_d = product(dxp2, W_ih, parts, ws=ws)                   # into this layer's input
                 release(step_cache, ws)
                 return dx_d
-            dxs = self._directions(direction, T, B, P, True)
+            dxs = self._directions(direction, T, B, x.shape[2], P, True)
             dx = dxs[0] if D == 1 else dxs[0] + dxs[1]
             dy = dx.reshape(x.shape)
         self._drop_cache()
@@ -225,17 +225,18 @@ class RNNBase(Module):
         """Threads for the recurrence and the large products (see rnnkit.kernels.parts)."""
         return kernels.parts(T, B, self.step.G, self.hidden_size) if kernels.ENABLED else 1
 
-    def _directions(self, direction, T, B, P, keep):
+    def _directions(self, direction, T, B, I, P, keep):
         """[direction(d, parts) for each direction d]: one after the other, each on P threads, or both
         at once, each on half the threads that their work taken together is worth (kernels.parts
-        for twice the rows), a thread each on two cores. At once where W_hh, packed for one thread,
-        fits a core's L2 (each thread reads all of it at every step), in training, and in inference
-        where the recurrence would not have each thread work alone on its rows anyway
-        (kernels.packing_parts). `python bench/bidirectional.py`, in bench/SPEED.md, "Session 42"."""
+        for twice the rows), a thread each on two cores. At once where a direction's weights,
+        W_ih (I columns) and W_hh packed for one thread, take less than a core's L2 (each thread
+        then reads all of them at every step), in training, and in inference where the recurrence
+        would not have each thread work alone on its rows anyway (kernels.packing_parts).
+        `python bench/bidirectional.py`, in bench/SPEED.md, "Session 42"."""
         D, G, H = self.num_directions, self.step.G, self.hidden_size
         if DIRECTIONS_AT_ONCE and D == 2 and kernels.ENABLED:
             both, W_hh = kernels.parts(T, 2 * B, G, H), self._weights(0, 0)[1]
-            if (both > 1 and kernels.weights_size(W_hh, 1) * W_hh.itemsize <= L2_BYTES
+            if (both > 1 and kernels.weights_size(W_hh, 1, I) * W_hh.itemsize < L2_BYTES
                     and (keep or P == 1 or kernels.packing_parts(P, B, W_hh) > 1)):
                 return together([lambda: direction(0, both // 2), lambda: direction(1, both // 2)])
         return [direction(d, P) for d in range(D)]
