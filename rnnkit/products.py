@@ -18,6 +18,8 @@ product and back after: OpenBLAS's "thread-local" setting is process-wide in the
 ships (a thread that sets it changes it for all). With one part, or without OpenBLAS, products
 are plain NumPy. For the products outside the layer (a model's output layer, a user's own), the
 import has OpenBLAS's threads sleep as soon as they are idle (rnnkit.blas.sleep_when_idle).
+`together` hands calls to these threads: matmul's row blocks, and a bidirectional layer's two
+directions (rnnkit.recurrent).
 """
 from __future__ import annotations
 

@@ -95,7 +95,8 @@ def test_short_calls_run_the_numpy_steps(mode, nl, monkeypatch):
 @pytest.mark.parametrize("at_once", [False, True])
 def test_parts_in_threads_equal_one_part(mode, nl, B, at_once, monkeypatch):
     """A bidirectional layer on three parts gives what it gives on one: each direction's units split
-    over the threads, or (at_once, where they would split) both directions at once, a thread each."""
+    over the threads (or each thread alone on its rows), or, at_once, both directions at once, a
+    thread each: in training, and in inference where their units would split."""
     rng = np.random.default_rng(4)
     layer = make(mode, nl, np.float64, bidirectional=True)
     T = 5
