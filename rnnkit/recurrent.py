@@ -71,7 +71,7 @@ class RNNBase(Module):
                 for name, value in p.items():
                     self.add_param(name, value)
         self._cache = None
-        self._workspaces = (Workspace(), Workspace())                   # scratch reused between steps, by direction
+        self._workspaces = tuple(Workspace() for _ in range(D))         # scratch reused between steps, by direction
 
     @staticmethod
     def _suffix(layer: int, direction: int) -> str:
