@@ -607,6 +607,15 @@ def rnn_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, lengths, rel
                          zeros, x.shape[2] > 0)
 
 
+@_kernel
+def rnn_forward_thread(p, P, alone, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, zeros,
+                       sync):
+    b, k, q = first(sync, p, T, alone)
+    while q >= 0:
+        rnn_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, zeros)
+        b, k, q = after(sync, b, k, T, alone)
+
+
 @_twins
 def rnn_forward(xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync):
     """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out. x (T, B, I): the
@@ -616,11 +625,8 @@ def rnn_forward(xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_pr
     hps, hs, zeros = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, T, alone)
-        while q >= 0:
-            rnn_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps,
-                             zeros)
-            b, k, q = after(sync, b, k, T, alone)
+        rnn_forward_thread(np.int64(p), P, alone, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out,
+                           h_prevs, hps, zeros, sync)
     h[:] = hs[T % 2]
 
 
@@ -653,6 +659,14 @@ def rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, 
         rnn_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, dout, dh, lengths, relu, sums[q])
 
 
+@_kernel
+def rnn_backward_thread(p, P, alone, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums, sync):
+    b, k, q = first(sync, p, T, alone)
+    while q >= 0:
+        rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums)
+        b, k, q = after(sync, b, k, T, alone)
+
+
 @_twins
 def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sums, sync):
     """saved (T, B, H) becomes dxp = dhp; dh (B, H) is dh_n in, dh0 out; sums (P, H) gets dxp's
@@ -661,10 +675,8 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sums, sync)
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, T, alone)
-        while q >= 0:
-            rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums)
-            b, k, q = after(sync, b, k, T, alone)
+        rnn_backward_thread(np.int64(p), P, alone, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums,
+                            sync)
 
 
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
@@ -723,6 +735,16 @@ def lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths,
                           tcs, hps, zeros, x.shape[2] > 0)
 
 
+@_kernel
+def lstm_forward_thread(p, P, alone, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs,
+                        hps, zeros, sync):
+    b, k, q = first(sync, p, T, alone)
+    while q >= 0:
+        lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs,
+                          hps, zeros)
+        b, k, q = after(sync, b, k, T, alone)
+
+
 @_twins
 def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs, sync):
     """xp (T, B, 4H) becomes [i, f, g, o]; h, c (B, H) are h0, c0 in and h_n, c_n out.
@@ -733,11 +755,8 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
     hps, hs, zeros = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, T, alone)
-        while q >= 0:
-            lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
-                              c_prevs, tcs, hps, zeros)
-            b, k, q = after(sync, b, k, T, alone)
+        lstm_forward_thread(np.int64(p), P, alone, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
+                            c_prevs, tcs, hps, zeros, sync)
     h[:] = hs[T % 2]
 
 
@@ -776,6 +795,15 @@ def lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout
                            sums[q])
 
 
+@_kernel
+def lstm_backward_thread(p, P, alone, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs, sums,
+                         sync):
+    b, k, q = first(sync, p, T, alone)
+    while q >= 0:
+        lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs, sums)
+        b, k, q = after(sync, b, k, T, alone)
+
+
 @_twins
 def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sums, sync):
     """saved (T, B, 4H) becomes dxp = dhp; dh, dc (B, H) are dh_n, dc_n in and dh0, dc0 out; sums
@@ -784,11 +812,8 @@ def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, T, alone)
-        while q >= 0:
-            lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs,
-                               sums)
-            b, k, q = after(sync, b, k, T, alone)
+        lstm_backward_thread(np.int64(p), P, alone, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths,
+                             dhs, sums, sync)
 
 
 # --- GRU: saved = [r, z, n] over xp, hp_n beside --------------------------------------------------
@@ -848,6 +873,16 @@ def gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, leng
                          hns, hhs, zeros, Wn.shape[1] > 0)
 
 
+@_kernel
+def gru_forward_thread(p, P, alone, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns,
+                       hps, hns, hhs, zeros, sync):
+    b, k, q = first(sync, p, T, alone)
+    while q >= 0:
+        gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps,
+                         hns, hhs, zeros)
+        b, k, q = after(sync, b, k, T, alone)
+
+
 @_twins
 def gru_forward(xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns, sync):
     """xp (T, B, 3H) becomes [r, z, n]; h (B, H) is h0 in, h_n out.
@@ -860,11 +895,8 @@ def gru_forward(xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_
     hhs = np.empty_like(hns)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, T, alone)
-        while q >= 0:
-            gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs,
-                             hp_ns, hps, hns, hhs, zeros)
-            b, k, q = after(sync, b, k, T, alone)
+        gru_forward_thread(np.int64(p), P, alone, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out,
+                           h_prevs, hp_ns, hps, hns, hhs, zeros, sync)
     h[:] = hs[T % 2]
 
 
@@ -910,6 +942,16 @@ def gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dou
                           dhps[k // 2 % 2], lengths, sums[q])
 
 
+@_kernel
+def gru_backward_thread(p, P, alone, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct,
+                        sums, sync):
+    b, k, q = first(sync, p, T, alone)
+    while q >= 0:
+        gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct,
+                          sums)
+        b, k, q = after(sync, b, k, T, alone)
+
+
 @_twins
 def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, sums, sync):
     """saved (T, B, 3H) becomes dxp = [dr, dz, dn] and hp_ns (T, B, H) becomes dn * r, the rest of
@@ -921,11 +963,8 @@ def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, s
     direct = np.empty((B, dh.shape[1]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, T, alone)
-        while q >= 0:
-            gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
-                              dhps, direct, sums)
-            b, k, q = after(sync, b, k, T, alone)
+        gru_backward_thread(np.int64(p), P, alone, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
+                            dhps, direct, sums, sync)
 
 
 # --- a large product against packed weights (the input projection of all steps, dx) ------------
