@@ -48,7 +48,7 @@ import math
 
 import numpy as np
 
-from .jit import ENABLED, FAST, Twins, numba, prange
+from .jit import ENABLED, FAST, Twins, WithoutSSA, numba, prange
 from .prefetch import prefetch, prefetch_l1
 from .transpose import transpose8
 
@@ -249,24 +249,6 @@ def target_name():
 def tile_scope():
     """The names a tile's source refers to."""
     return {"prefetch": prefetch, "prefetch_l1": prefetch_l1, "LINE": LINE}
-
-
-if ENABLED:
-    from numba.core.compiler import CompilerBase, DefaultPassBuilder
-    from numba.core.untyped_passes import ReconstructSSA
-
-    class WithoutSSA(CompilerBase):
-        """Numba's pipeline less its reconstruction of SSA form, for the tiles: each of their
-        variables keeps one type, so typing needs no versions of it, and LLVM builds the same
-        machine code without them (the same instructions, tile by tile, for float32 and float64).
-        The pass took most of a tile's compilation: tile_8, float32, one process, 14.6 s with it,
-        8.8 s without (a throwaway timing)."""
-
-        def define_pipelines(self):
-            pipeline = DefaultPassBuilder.define_nopython_pipeline(self.state)
-            pipeline.passes = [(kind, about) for kind, about in pipeline.passes if kind is not ReconstructSSA]
-            pipeline.finalize()
-            return [pipeline]
 
 
 def _tiles():

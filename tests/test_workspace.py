@@ -234,7 +234,7 @@ def test_tiles_compile_to_vector_instructions(rows, panels, prefetching):
     import numba
     scope = gemm.tile_scope()
     exec(gemm._tile_source("tile", rows, panels, prefetching), scope)
-    tile = numba.njit(**gemm.FAST)(scope["tile"])
+    tile = numba.njit(pipeline_class=gemm.WithoutSSA, **gemm.FAST)(scope["tile"])          # as gemm builds it
     signature = tile_signature(prefetching)
     with gemm._straight_line_vectorizer():
         tile.compile(signature)
