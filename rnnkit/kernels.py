@@ -37,7 +37,7 @@ import numpy as np
 
 from . import atomics
 from . import gemm as packed
-from .jit import ENABLED, OPTIONS, NoAlias, Twins, numba, prange
+from .jit import ENABLED, OPTIONS, Twins, numba, prange
 from .workspace import FRESH
 
 if ENABLED:
@@ -329,10 +329,6 @@ def _kernel(f):
     return jit(f) if ENABLED else _fallback
 
 
-def _thread(f):
-    return numba.njit(pipeline_class=NoAlias, **OPTIONS)(f) if ENABLED else _fallback
-
-
 def _twins(f):
     return Twins(f, _fallback)
 
@@ -357,16 +353,6 @@ def _inline(f):
 # the others do its tasks after STEAL_AFTER spins, so it stalls nothing; a thread that has started
 # is waited for. Every kernel walks its tasks the same way: `first` gives a thread its first
 # (block, phase, task), `after` the next one, until the task is -1.
-#
-# A thread's walk is a function of its own, `<kernel>_thread`, compiled once per dtype and called
-# by both builds of the kernel (rnnkit.jit.Twins): the serial one's loop over its one part, and the
-# threaded one's prange (p passed as int64: a prange's index is unsigned, and would have the walk
-# compiled again for it). Numba compiles a prange's body anew, apart, and with a thread's walk
-# inlined there (every step's tasks, their products and gates) each threaded build took longer to
-# compile than its serial twin. From nothing, in one process, float32, with rnnkit.gemm compiled
-# already, the LSTM's threaded forward took 47.1 s before and 18.5 s after, its serial forward 17.7
-# s before and 26.8 s after with its thread's walk; all three layers' kernels 279.8 s before, 204.2 s
-# after (a throwaway timing).
 #
 # Where W is packed whole, not in P parts (packing_parts), each thread works alone: its task in every
 # phase is its own block of rows (rows(p, P, B)), the product's as well as the gates', so it needs
@@ -537,6 +523,7 @@ def first(sync, p, T, alone):
     thread that works alone needs no other: its task in every phase is its block. Where they split
     the units, its own part's task in the first phase that still has one for it, counting the
     thread as started."""
+    p = np.int64(p)
     if alone:
         b = p if claim(sync, 0, p) else unclaimed_block(sync)
         return b, 0, (b if T > 0 else np.int64(-1))
@@ -620,15 +607,6 @@ def rnn_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, lengths, rel
                          zeros, x.shape[2] > 0)
 
 
-@_thread
-def rnn_forward_thread(p, P, alone, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, zeros,
-                       sync):
-    b, k, q = first(sync, p, T, alone)
-    while q >= 0:
-        rnn_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps, zeros)
-        b, k, q = after(sync, b, k, T, alone)
-
-
 @_twins
 def rnn_forward(xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_prevs, sync):
     """xp (T, B, H) becomes the saved h of each step; h (B, H) is h0 in, h_n out. x (T, B, I): the
@@ -638,8 +616,11 @@ def rnn_forward(xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_pr
     hps, hs, zeros = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        rnn_forward_thread(np.int64(p), P, alone, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out,
-                           h_prevs, hps, zeros, sync)
+        b, k, q = first(sync, p, T, alone)
+        while q >= 0:
+            rnn_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps,
+                             zeros)
+            b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 
 
@@ -672,14 +653,6 @@ def rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, 
         rnn_backward_rows(b0, b1, order(T - 1 - k // 2, T, reverse), saved, dout, dh, lengths, relu, sums[q])
 
 
-@_thread
-def rnn_backward_thread(p, P, alone, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums, sync):
-    b, k, q = first(sync, p, T, alone)
-    while q >= 0:
-        rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums)
-        b, k, q = after(sync, b, k, T, alone)
-
-
 @_twins
 def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sums, sync):
     """saved (T, B, H) becomes dxp = dhp; dh (B, H) is dh_n in, dh0 out; sums (P, H) gets dxp's
@@ -688,8 +661,10 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sums, sync)
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        rnn_backward_thread(np.int64(p), P, alone, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums,
-                            sync)
+        b, k, q = first(sync, p, T, alone)
+        while q >= 0:
+            rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums)
+            b, k, q = after(sync, b, k, T, alone)
 
 
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
@@ -748,16 +723,6 @@ def lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths,
                           tcs, hps, zeros, x.shape[2] > 0)
 
 
-@_thread
-def lstm_forward_thread(p, P, alone, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs,
-                        hps, zeros, sync):
-    b, k, q = first(sync, p, T, alone)
-    while q >= 0:
-        lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs, c_prevs, tcs,
-                          hps, zeros)
-        b, k, q = after(sync, b, k, T, alone)
-
-
 @_twins
 def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prevs, c_prevs, tcs, sync):
     """xp (T, B, 4H) becomes [i, f, g, o]; h, c (B, H) are h0, c0 in and h_n, c_n out.
@@ -768,8 +733,11 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
     hps, hs, zeros = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        lstm_forward_thread(np.int64(p), P, alone, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
-                            c_prevs, tcs, hps, zeros, sync)
+        b, k, q = first(sync, p, T, alone)
+        while q >= 0:
+            lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
+                              c_prevs, tcs, hps, zeros)
+            b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 
 
@@ -808,15 +776,6 @@ def lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout
                            sums[q])
 
 
-@_thread
-def lstm_backward_thread(p, P, alone, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs, sums,
-                         sync):
-    b, k, q = first(sync, p, T, alone)
-    while q >= 0:
-        lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs, sums)
-        b, k, q = after(sync, b, k, T, alone)
-
-
 @_twins
 def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse, sums, sync):
     """saved (T, B, 4H) becomes dxp = dhp; dh, dc (B, H) are dh_n, dc_n in and dh0, dc0 out; sums
@@ -825,8 +784,11 @@ def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        lstm_backward_thread(np.int64(p), P, alone, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths,
-                             dhs, sums, sync)
+        b, k, q = first(sync, p, T, alone)
+        while q >= 0:
+            lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs,
+                               sums)
+            b, k, q = after(sync, b, k, T, alone)
 
 
 # --- GRU: saved = [r, z, n] over xp, hp_n beside --------------------------------------------------
@@ -886,16 +848,6 @@ def gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, leng
                          hns, hhs, zeros, Wn.shape[1] > 0)
 
 
-@_thread
-def gru_forward_thread(p, P, alone, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns,
-                       hps, hns, hhs, zeros, sync):
-    b, k, q = first(sync, p, T, alone)
-    while q >= 0:
-        gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs, hp_ns, hps,
-                         hns, hhs, zeros)
-        b, k, q = after(sync, b, k, T, alone)
-
-
 @_twins
 def gru_forward(xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_prevs, hp_ns, sync):
     """xp (T, B, 3H) becomes [r, z, n]; h (B, H) is h0 in, h_n out.
@@ -908,8 +860,11 @@ def gru_forward(xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_
     hhs = np.empty_like(hns)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        gru_forward_thread(np.int64(p), P, alone, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out,
-                           h_prevs, hp_ns, hps, hns, hhs, zeros, sync)
+        b, k, q = first(sync, p, T, alone)
+        while q >= 0:
+            gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs,
+                             hp_ns, hps, hns, hhs, zeros)
+            b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 
 
@@ -955,16 +910,6 @@ def gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dou
                           dhps[k // 2 % 2], lengths, sums[q])
 
 
-@_thread
-def gru_backward_thread(p, P, alone, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct,
-                        sums, sync):
-    b, k, q = first(sync, p, T, alone)
-    while q >= 0:
-        gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs, dhps, direct,
-                          sums)
-        b, k, q = after(sync, b, k, T, alone)
-
-
 @_twins
 def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, sums, sync):
     """saved (T, B, 3H) becomes dxp = [dr, dz, dn] and hp_ns (T, B, H) becomes dn * r, the rest of
@@ -976,8 +921,11 @@ def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, s
     direct = np.empty((B, dh.shape[1]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        gru_backward_thread(np.int64(p), P, alone, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
-                            dhps, direct, sums, sync)
+        b, k, q = first(sync, p, T, alone)
+        while q >= 0:
+            gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
+                              dhps, direct, sums)
+            b, k, q = after(sync, b, k, T, alone)
 
 
 # --- a large product against packed weights (the input projection of all steps, dx) ------------

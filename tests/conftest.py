@@ -18,9 +18,9 @@ WARM_WAIT = 900                          # seconds, at most, that a worker waits
 def warm_kernels(dtypes):
     """Compile the layer kernels for `dtypes` (RNN, LSTM and GRU; serial and threaded; forward,
     backward and inference; the LSTM's cell too) into Numba's on-disk cache, by running small
-    layers through them. From nothing, one process took 332 s for float32: 127.8 s for the pieces
-    that every layer shares (rnnkit.gemm's tiles among them), 204.2 s for the three layers' kernels
-    (a throwaway timing)."""
+    layers through them. From nothing, one process took 465 s for float32: 185.1 s for rnnkit.gemm
+    (its tiles), then 279.8 s for the three layers' kernels; gemm's tiles built without Numba's SSA
+    pass (rnnkit.jit.WithoutSSA), 127.8 s (a throwaway timing)."""
     rng = np.random.default_rng(0)
     for dtype in dtypes:
         for mode in ("LSTM", "GRU", "RNN"):
