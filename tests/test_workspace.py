@@ -253,6 +253,25 @@ def test_tiles_compile_to_vector_instructions(rows, panels, prefetching):
         assert re.search(r"vfmadd\w*ps\s+.*%zmm", asm) and not re.search(r"vfmadd\w*ps\s+.*%ymm", asm)
 
 
+@pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
+def test_tiles_build_the_same_machine_code_without_ssa():
+    """rnnkit.jit.WithoutSSA, the pipeline gemm builds its tiles with, leaves out only a pass that
+    changes no instruction of a tile: a tile of 2 rows, built both ways, has the same machine code
+    but for the functions' names."""
+    import numba
+    builds = []
+    for options in ({}, {"pipeline_class": gemm.WithoutSSA}):
+        scope = gemm.tile_scope()
+        exec(gemm._tile_source("tile", 2), scope)
+        tile = numba.njit(_nrt=False, **options, **gemm.FAST)(scope["tile"])
+        with gemm._straight_line_vectorizer():
+            tile.compile(tile_signature())
+        asm = re.sub(r"_ZN[\w$.]+|\.L\w+", "NAME", tile.inspect_asm(tile_signature()))
+        builds.append([line for line in asm.splitlines() if not line.lstrip().startswith((".file", ".ident"))])
+    assert builds[0] == builds[1]
+    assert any(re.search(r"vfmadd\w*ps", line) for line in builds[1])
+
+
 @pytest.mark.skipif(not kernels.ENABLED or platform.machine() not in ("x86_64", "AMD64"), reason="x86 and Numba only")
 def test_tiles_count_no_references():
     """rnnkit.gemm's tiles run with no reference counting: no call of Numba's NRT_incref or NRT_decref
