@@ -251,6 +251,13 @@ def tile_scope():
     return {"prefetch": prefetch, "prefetch_l1": prefetch_l1, "LINE": LINE}
 
 
+def build_tile(f):
+    """A tile's source compiled as gemm runs it: without Numba's reference counts (see whole_panels)
+    and without its SSA pass (rnnkit.jit.WithoutSSA); compiled on its first call, or for a
+    signature, under _straight_line_vectorizer."""
+    return numba.njit(_nrt=False, pipeline_class=WithoutSSA, **FAST)(f)
+
+
 def _tiles():
     """tile_{rows} by one panel for 1 to R rows, and tile_{rows}_prefetching; pair_{rows} by two
     panels for 1 to PAIR_R rows, where PAIRED_ROWS; tile_wide (one row by WIDE panels); and
@@ -265,7 +272,7 @@ def _tiles():
     scope = tile_scope()
     for name, (rows, panel_count, prefetching) in shapes.items():
         exec(_tile_source(name, rows, panel_count, prefetching), scope)
-    tiles = {name: numba.njit(_nrt=False, pipeline_class=WithoutSSA, **FAST)(scope[name]) for name in shapes}
+    tiles = {name: build_tile(scope[name]) for name in shapes}
     args = "X, A, Wk, C, i0, jp, k0, k1, add"
     branches = [f"    elif count == 2 and rows == {rows}:\n        pair_{rows}({args})"
                 for rows in range(PAIR_R, 0, -1)] if PAIRED_ROWS else []

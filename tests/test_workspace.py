@@ -231,10 +231,9 @@ def test_tiles_compile_to_vector_instructions(rows, panels, prefetching):
     compiles for the signature gemm's loops call it with, its offsets and flag unknown until it runs:
     built for constants (Numba's literals), a tile whose k loop ran over X and A in turn vectorized,
     and for the offsets as variables it did not, and ran at a fifth of the speed."""
-    import numba
     scope = gemm.tile_scope()
     exec(gemm._tile_source("tile", rows, panels, prefetching), scope)
-    tile = numba.njit(pipeline_class=gemm.WithoutSSA, **gemm.FAST)(scope["tile"])          # as gemm builds it
+    tile = gemm.build_tile(scope["tile"])
     signature = tile_signature(prefetching)
     with gemm._straight_line_vectorizer():
         tile.compile(signature)
@@ -260,10 +259,10 @@ def test_tiles_build_the_same_machine_code_without_ssa():
     but for the functions' names."""
     import numba
     builds = []
-    for options in ({}, {"pipeline_class": gemm.WithoutSSA}):
+    for build in (numba.njit(_nrt=False, **gemm.FAST), gemm.build_tile):
         scope = gemm.tile_scope()
         exec(gemm._tile_source("tile", 2), scope)
-        tile = numba.njit(_nrt=False, **options, **gemm.FAST)(scope["tile"])
+        tile = build(scope["tile"])
         with gemm._straight_line_vectorizer():
             tile.compile(tile_signature())
         asm = re.sub(r"_ZN[\w$.]+|\.L\w+", "NAME", tile.inspect_asm(tile_signature()))
