@@ -15,6 +15,7 @@ import importlib.util
 import os
 
 SLEEP_TIMEOUT = "4"     # OPENBLAS_THREAD_TIMEOUT: 2^4 cycles, OpenBLAS's least, so the threads sleep at once
+WIDE_CORES = {"SkylakeX", "Cooperlake", "SapphireRapids"}    # OpenBLAS's cores whose kernels take 512-bit vectors
 
 
 @functools.lru_cache(maxsize=None)
@@ -40,6 +41,19 @@ def thread_setter(package: str):
     if setter is not None:
         setter.restype, setter.argtypes = ctypes.c_int, [ctypes.c_int]
     return setter
+
+
+def core_name(package: str) -> str | None:
+    """The name of the core whose kernels the OpenBLAS in <package>.libs runs ("Haswell",
+    "SkylakeX", ...), which it picks from the CPU when it loads; None where the package or that
+    OpenBLAS is missing."""
+    lib = _library(package)
+    for symbol in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"):
+        get = getattr(lib, symbol, None)
+        if get is not None:
+            get.restype = ctypes.c_char_p
+            return get().decode()
+    return None
 
 
 def sleep_when_idle(package: str) -> bool:

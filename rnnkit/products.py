@@ -31,7 +31,7 @@ import numpy as np
 
 from . import gemm as packed
 from . import kernels, workspace
-from .blas import sleep_when_idle, thread_setter
+from .blas import WIDE_CORES, core_name, sleep_when_idle, thread_setter
 from .workspace import FRESH
 
 _set_threads = thread_setter("numpy")
@@ -42,9 +42,11 @@ TURNED_VALUES = 1 << 17  # values of W, at least, for a product turned round
 SPLIT_WORK = 1 << 25     # multiply-adds below which handing a block to another thread costs more than it saves
 PACK_VALUES = 1 << 18    # values of W, at most, for a large product to pack it (1 MB in float32; see packs)
 PACK_VALUES_ON = {"emeraldrapids": 1 << 16}     # by LLVM's name of the CPU: its own PACK_VALUES
+NARROW_BLAS = False      # whether NumPy's OpenBLAS runs narrower vectors than rnnkit.gemm's tiles (see packs)
 _pool = None
 if kernels.ENABLED:
     PACK_VALUES = PACK_VALUES_ON.get(packed.target_name(), PACK_VALUES)
+    NARROW_BLAS = packed.R == 8 and core_name("numpy") not in (None, *WIDE_CORES)
 
 
 def turned_round(a, b):
@@ -145,8 +147,10 @@ def packs(M, K, N, parts, gradient=False, keep=True):
     inference): RNN (T, B, I, H) = (100, 64, 512, 512) 1.032 and 1.070, GRU (100, 32, 256, 256)
     1.045 and 1.003, LSTM (100, 32, 256, 256) 0.984 and 0.984; at 2^15, GRU (100, 32, 128, 128)
     0.970 and 0.941, so 2^16."""
-    if not kernels.ENABLED or parts == 1 or M < 2 * kernels.PRODUCT_ROWS:
+    if not kernels.ENABLED or M < 2 * kernels.PRODUCT_ROWS or (parts == 1 and not NARROW_BLAS):
         return False
+    if NARROW_BLAS:
+        return True
     return M * K * N < SPLIT_WORK or (not gradient and M >= (2 if keep else 1) * K and K * N <= PACK_VALUES)
 
 

@@ -1,6 +1,7 @@
 """rnnkit has NumPy's OpenBLAS put its idle threads to sleep at once: no thread of it spins on after
 a product, holding a core that the threaded recurrence needs (rnnkit.blas.sleep_when_idle)."""
 import os
+import platform
 import subprocess
 import sys
 
@@ -69,3 +70,17 @@ def test_together_runs_the_calls_on_two_threads_and_waits_for_each():
     with pytest.raises(RuntimeError, match="first"):
         products.together([fails, lambda: call("late", 0.1)])
     assert len(seen) == 1                                               # the other call had finished
+
+
+@pytest.mark.parametrize("core", ["Haswell", "SkylakeX"])
+def test_numpys_blas_is_narrower_where_its_kernels_take_256_bits_and_rnnkits_512(core):
+    """OpenBLAS runs the kernels that OPENBLAS_CORETYPE names (where the CPU has what they need):
+    rnnkit.products.NARROW_BLAS where those take 256-bit vectors and rnnkit.gemm's tiles 512."""
+    env = dict(os.environ, OPENBLAS_CORETYPE=core)
+    code = "from rnnkit import blas, gemm, products; print(blas.core_name('numpy'), gemm.R, products.NARROW_BLAS)"
+    name, R, narrow = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                     check=True).stdout.split()
+    if core == "Haswell" and platform.machine() == "x86_64":
+        assert name == "Haswell"
+    assert narrow == str(name not in blas.WIDE_CORES and R == "8")
+

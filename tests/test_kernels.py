@@ -546,8 +546,10 @@ def test_packed_product_blocks_cover_every_row_once(parts, M):
 
 @pytest.mark.parametrize("parts", [2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_small_weight_gradient_product_equals_numpy(parts, dtype):
-    """A weight gradient too small to split (A.T @ B over the steps): packed, on the parts' threads."""
+def test_small_weight_gradient_product_equals_numpy(parts, dtype, monkeypatch):
+    """A weight gradient too small to split (A.T @ B over the steps): packed, on the parts' threads
+    (where NumPy's BLAS is as wide as rnnkit.gemm's tiles)."""
+    monkeypatch.setattr(products, "NARROW_BLAS", False)
     rng = np.random.default_rng(8)
     tolerance = 1e-6 if dtype == np.float32 else 1e-13
     steps, M, N = 300, 2 * kernels.PRODUCT_ROWS + 3, 70                # 70: a last panel cut short
@@ -566,13 +568,37 @@ def test_small_weight_gradient_product_equals_numpy(parts, dtype):
     assert relative_error(c, 2 * (dxp.T @ x)) < tolerance
 
 
-def test_a_projection_packs_w_of_at_most_pack_values():
-    """Past PACK_VALUES values of W, a projection runs through matmul, in training and inference."""
+def test_a_projection_packs_w_of_at_most_pack_values(monkeypatch):
+    """Past PACK_VALUES values of W, a projection runs through matmul, in training and inference
+    (where NumPy's BLAS is as wide as rnnkit.gemm's tiles)."""
+    monkeypatch.setattr(products, "NARROW_BLAS", False)
     K = 512
     N = products.PACK_VALUES // K
     for keep in (True, False):
         assert products.packs(4 * K, K, N, 2, keep=keep) == kernels.ENABLED
         assert not products.packs(4 * K, K, N + 1, 2, keep=keep)
+
+
+@pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
+@pytest.mark.parametrize("parts", [1, 2])
+def test_where_numpys_blas_is_narrower_every_large_product_packs(parts, monkeypatch):
+    """With NARROW_BLAS, every product of 2 * PRODUCT_ROWS rows or more goes through rnnkit.gemm,
+    past PACK_VALUES, at fewer than 2K rows, and a weight gradient of any size; fewer rows, matmul.
+    Such a weight gradient, over all steps (A.T a transposed view), equals NumPy's."""
+    monkeypatch.setattr(products, "NARROW_BLAS", True)
+    M, big = 2 * kernels.PRODUCT_ROWS, products.SPLIT_WORK
+    assert products.packs(M, big, products.PACK_VALUES, parts) and products.packs(M, M, 8, parts)
+    assert products.packs(M, big, 8, parts, gradient=True)
+    assert not products.packs(M - 1, 8, 8, parts)
+    rng = np.random.default_rng(4)
+    steps, M, N = 700, 2 * kernels.PRODUCT_ROWS + 5, 70
+    dxp, x = rng.standard_normal((steps, M)), rng.standard_normal((steps, N))
+    calls = []
+    packed_product = products.packed_product
+    monkeypatch.setattr(products, "packed_product", lambda *args, **kw: calls.append(1) or packed_product(*args, **kw))
+    c = np.zeros((M, N))
+    products.add_matmul(c, dxp.T, x, parts)
+    assert calls and relative_error(c, dxp.T @ x) < 1e-13
 
 
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
@@ -589,6 +615,7 @@ def test_inference_packs_a_projection_of_fewer_than_2k_rows(monkeypatch):
     """In inference a projection of M rows, K <= M < 2K, goes through rnnkit.gemm (in training,
     where the packed copy would raise the step's peak, through matmul), and gives the same output."""
     split_on(monkeypatch, 2)
+    monkeypatch.setattr(products, "NARROW_BLAS", False)
     monkeypatch.setattr(products, "SPLIT_WORK", 0)
     monkeypatch.setattr(loop, "takes_input", lambda *args: False)      # the projection of all steps, though
     T, B, I = 10, 15, 100                                              # on Zen 4 the RNN's input goes inside
