@@ -137,6 +137,19 @@ def test_flat_hands_out_the_smallest_free_buffer_large_enough():
     assert ws.flat(64, np.float32) is large                    # the whole buffer, given back, serves again
 
 
+def test_flat_drops_the_free_buffers_too_small_for_a_new_one():
+    """A flat request that no free buffer fits makes a new one and forgets the free ones of its dtype
+    (the new one serves whatever they would have), so they are not held on beside it."""
+    ws = Workspace()
+    small, other = ws.flat(10, np.float32), ws.flat(20, np.float64)
+    ws.give_back(small, other)
+    large = ws.flat(30, np.float32)                            # none free fits: small is dropped
+    ws.give_back(large)
+    assert ws.flat(10, np.float32) is large                    # what small served, large serves
+    assert ws.flat(10, np.float32) is not small                # and small is gone
+    assert ws.flat(20, np.float64) is other                    # another dtype's buffer stays
+
+
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B,K,N", [(1, 5, 3), (1, 33, 200), (1, 20, 256), (3, 33, 64), (4, 17, 65), (7, 40, 100),
