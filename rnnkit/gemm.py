@@ -36,6 +36,17 @@ chunks and prefetching over without, training and inference: 0.999-1.027 at RNN,
 (35, 20, 650, 650) and LSTM (100, 32, 128, 128), (50, 16, 64, 64) and (100, 32, 256, 256); in
 another four rounds, 1.017-1.046 at LSTM and GRU (35, 20, 650, 650).
 
+AMD's Zen 5 (znver5), whose FMA units are 512 bits wide, runs the same way, but for a product
+whose rows of A over the whole of K take more than WHOLE_BYTES (512 KB): those, a weight gradient
+over all steps (K = T * B), take K in chunks (with no prefetching). There, where NumPy's BLAS is
+narrower and the weight gradients go through rnnkit.gemm (rnnkit.products.NARROW_BLAS), a
+throwaway A/B on two cores of an AMD EPYC (L1 48 KB, L2 1 MB a core), each variant a copy of
+rnnkit with its own Numba cache, bench/speed.py's worker in fresh processes in turns, four rounds,
+time as on other CPUs over this way, training and inference: LSTM (T, B, I, H) = (100, 64, 512,
+512) 1.102 and 1.178, (100, 32, 256, 256) 1.135 and 1.280, (35, 20, 650, 650) 1.071 and 1.234,
+(100, 32, 128, 128) 1.114 and 1.149, GRU (100, 64, 512, 512) 1.068 and 1.068; with K whole in
+every product, training took 0.818, 0.880, 1.108, 0.949 and 0.851 of the time as on other CPUs.
+
 The rows of A may come in two parts, X and A, for [X, A] @ W with no copy of the two side by
 side: the LSTM's [x_t, h_prev] @ [W_ih, W_hh].T, x_t read straight from the input. X may have no
 columns. C may have the padded width, NP * V, or any narrower: it gets the first columns of the
@@ -63,9 +74,10 @@ PREFETCH_ROWS = 32          # is prefetched a chunk ahead: see gemm
 AHEAD = 16      # rows of a panel ahead that a tile of one panel that does not prefetch for L2 prefetches into L1
                 # at each k (0: none; see _tile_source; 8 and 16 ran alike, 0.976-1.033)
 PAIR_R = 4      # rows per tile of two panels: PAIR_R * 2 * V / 16 = 16 accumulating registers
-PAIRED_FROM = {"znver4": 32}    # by LLVM's name of the CPU: products of this many rows or more run paired tiles
-PAIRED_ROWS = 0                 # this CPU's, where Numba compiles for AVX-512 (0: never)
-WHOLE_K = False                 # whether every product takes K whole, with no prefetching (where PAIRED_ROWS)
+PAIRED_FROM = {"znver4": 32, "znver5": 32}    # by LLVM's name of the CPU: products of this many rows or more
+PAIRED_ROWS = 0                 # run paired tiles; this CPU's, where Numba compiles for AVX-512 (0: never)
+WHOLE_K = False                 # whether products take K whole, with no prefetching (where PAIRED_ROWS)
+WHOLE_BYTES = 1 << 19           # where WHOLE_K, the most bytes of A's rows over the whole of K that take it whole
 
 
 def panels(N):
@@ -354,7 +366,8 @@ def whole_panels(X, A, Wk, C):
     for jp in range(0, wide, WIDE):
         tile_wide(X, A, Wk, C, 0, jp, 0, K, False)
     paired = 0 < PAIRED_ROWS <= B
-    chunks = -(-K // KC) if R < B and not WHOLE_K else 1
+    whole_k = WHOLE_K and B * K * A.itemsize <= WHOLE_BYTES
+    chunks = -(-K // KC) if R < B and not whole_k else 1
     flat, line = Wk.reshape(-1), LINE // Wk.itemsize
     prefetching = Wk.size * Wk.itemsize > PREFETCH_BYTES and B <= PREFETCH_ROWS and not WHOLE_K
     for c in range(chunks):
@@ -376,7 +389,8 @@ def gemm(X, A, Wk, C):
     """C = [X, A] @ W for X (B, K0), A (B, K - K0) and Wk, W packed by pack (NP, K, V): X's columns
     (none, for a plain A @ W) meet W's first K0 rows, without a copy of the two side by side.
     C (B, N), N <= NP * V, gets the first N columns. Where N stops inside a panel, that panel goes
-    through a scratch of V columns. Where WHOLE_K, every tile takes K whole and never prefetches.
+    through a scratch of V columns. Where WHOLE_K, a product takes K whole (unless A's rows over it
+    take more than WHOLE_BYTES) and never prefetches.
     Otherwise, where more than a tile of rows meets a panel, K goes in chunks
     of at most KC rows (the chunk of a panel stays in L1 while every tile of rows reads it), the
     first chunk's product written to C, each later one's added. Where Wk takes more than

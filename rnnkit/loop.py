@@ -170,7 +170,7 @@ def takes_input(step, x, W_hh, keep, parts):
     rows runs tiles of fewer rows.
 
     The compiled RNN takes its input inside where the tiles take K whole (rnnkit.gemm.WHOLE_K: Zen
-    4), in training and inference. Its step's product has only H columns, and with K in chunks (on
+    4 and 5), in training and inference. Its step's product has only H columns, and with K in chunks (on
     the Xeon of sessions 23-32) it ran slower than the projection of all steps in one product. Over
     the whole of K it ran faster at (35, 20, 650, 650) inference, within the noise elsewhere.
     Throwaway A/B timings on Zen 4 (each variant in its own process, in turns, five or six rounds
@@ -217,7 +217,7 @@ def input_apart(step, B, I, W_hh, keep, parts):
     1.11-1.13, (35, 48, 650, 650) 1.05-1.09, (100, 48, 512, 512) 0.97-1.02, (35, 64, 650, 650)
     1.00-1.02, (100, 64, 512, 512) 0.95-0.99; where its weights fit L2, mixed: (100, 8, 256, 256)
     0.86-0.94, (100, 16, 256, 256) 1.09-1.12, (100, 32, 256, 256) 0.91-0.95. Where the tiles take
-    K whole (rnnkit.gemm.WHOLE_K: Zen 4), the LSTM's input never goes apart in inference. There, at
+    K whole (rnnkit.gemm.WHOLE_K: Zen 4 and 5), the LSTM's input never goes apart in inference. There, at
     (35, 20, 650, 650), inside over apart in time (a throwaway A/B, each in its own process in
     turns, the medians of 8 rounds and their range): inference 0.955 (0.912-1.037), training 0.993
     (0.962-1.051), where inside raised the training step's memory from 23.5 MB to 29.5.

@@ -361,12 +361,14 @@ def test_panel_rows_covers_each_row_once_in_tiles_of_at_most_R(B, count, monkeyp
 
 
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
-@pytest.mark.parametrize("whole_k", [False, True])
-def test_whole_panels_in_chunks_with_prefetching_or_over_the_whole_of_k(whole_k, monkeypatch):
+@pytest.mark.parametrize("whole_k,whole_bytes", [(False, 0), (True, 20 * 150 * 8), (True, 20 * 150 * 8 - 1)])
+def test_whole_panels_in_chunks_with_prefetching_or_over_the_whole_of_k(whole_k, whole_bytes, monkeypatch):
     """whole_panels makes [X, A] @ W in chunks of K, prefetching the next one, as on most CPUs, or
-    over the whole of K with no prefetching (gemm.WHOLE_K, Zen 4), whichever this CPU compiled: its
-    Python runs here, calling the tiles' Python, with chunks of 64 rows and any W prefetched."""
+    over the whole of K with no prefetching (gemm.WHOLE_K, Zen 4 and 5), but in chunks where A's rows
+    over K take more than WHOLE_BYTES, whichever this CPU compiled: its Python runs here, calling
+    the tiles' Python, with chunks of 64 rows and any W prefetched."""
     monkeypatch.setattr(gemm, "WHOLE_K", whole_k)
+    monkeypatch.setattr(gemm, "WHOLE_BYTES", whole_bytes)
     monkeypatch.setattr(gemm, "PAIRED_ROWS", 0)
     monkeypatch.setattr(gemm, "KC", 64)
     monkeypatch.setattr(gemm, "PREFETCH_BYTES", 0)
@@ -375,7 +377,9 @@ def test_whole_panels_in_chunks_with_prefetching_or_over_the_whole_of_k(whole_k,
     tiles = gemm.tile_rows.__globals__                                  # the tiles tile_rows calls
     for name in [name for name in tiles if name.startswith(("tile_", "pair_")) and name != "tile_rows"]:
         monkeypatch.setitem(tiles, name, tiles[name].py_func)
-    fetched = []
+    fetched, spans = [], set()
+    tile_rows = gemm.tile_rows
+    monkeypatch.setattr(gemm, "tile_rows", lambda *args: spans.add(args[7:9]) or tile_rows(*args))    # (k0, k1)
     monkeypatch.setitem(tiles["tile_1"].__globals__, "prefetch", lambda flat, i: fetched.append(i))
     monkeypatch.setitem(tiles["tile_1"].__globals__, "prefetch_l1", lambda a, i: None)    # an intrinsic: compiled code only
     B, K, N = 20, 150, 96                                               # 3 chunks, 3 panels, tiles of R rows
@@ -388,3 +392,4 @@ def test_whole_panels_in_chunks_with_prefetching_or_over_the_whole_of_k(whole_k,
     assert gemm.whole_panels.py_func(A[:, :50], A[:, 50:], packed[0], C) == 3
     assert relative_error(C, A @ W) < 1e-14
     assert (len(fetched) == 0) == whole_k                              # a chunk ahead, but the last
+    assert spans == ({(0, K)} if whole_k and B * K * 8 <= whole_bytes else {(0, 50), (50, 100), (100, 150)})
