@@ -23,7 +23,10 @@ GFLOP/s counts the matrix products only (2 flops per multiply-add; a training st
 times the forward's 2*T*B*G*H*(I+H)); the ceiling is NumPy's float32 matmul on 2048x2048
 matrices, the best of at least 10 in each of several workers spread over the run (before each
 mode's configurations and after the last; on a shared machine other tenants only slow it, so the
-best is the steadiest estimate, and the strictest one to compare with). The table is printed
+best is the steadiest estimate, and the strictest one to compare with); the line names the
+kernels NumPy's OpenBLAS runs, which it picks from the CPU unless OPENBLAS_CORETYPE names others
+(AVX2's Haswell kernels run at about half the speed of its AVX-512 ones on a core with 512-bit
+FMA units: 244-265 GFLOP/s against 478 on two cores of an AMD EPYC, Zen 5). The table is printed
 once the last ceiling is in; progress goes to stderr meanwhile. %ceil is the better of rnnkit's
 two GFLOP/s over the ceiling, and the column beside it torch's. For every ratio below 1.0 a line
 says how close each library came to the ceiling there (where both are near it, neither can pull
@@ -347,7 +350,10 @@ def main(argv=None):
     ceiling = max(ceilings)        # other tenants only ever slow it: the best is the steadiest, and strictest
     print(f"rnnkit vs torch {torch.__version__} (default threads: {torch.get_num_threads()}), numpy {np.__version__}, "
           f"{os.cpu_count()} CPUs, float32, medians of {repeats} runs after warm-up, median of {rounds} rounds")
-    print(f"NumPy float32 matmul ceiling (2048x2048): {ceiling:.1f} GFLOP/s, the best of "
+    from rnnkit.blas import core_name
+    core = core_name("numpy")                                    # the kernels NumPy's OpenBLAS runs
+    print(f"NumPy float32 matmul ceiling (2048x2048{'' if core is None else f', OpenBLAS {core} kernels'}): "
+          f"{ceiling:.1f} GFLOP/s, the best of "
           f"{', '.join(f'{c:.1f}' for c in ceilings)} (before each mode's rows and after the last)")
     head = (f"{'mode':5} {'T':>4} {'B':>3} {'I':>4} {'H':>4} | {'train ms':>9} {'torch':>8} {'ratio':>5} | "
             f"{'infer ms':>9} {'torch':>8} {'ratio':>5} | {'GFLOP/s tr/inf':>14} {'%ceil':>5} {'torch':>5} | "
