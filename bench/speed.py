@@ -26,7 +26,7 @@ mode's configurations and after the last; on a shared machine other tenants only
 best is the steadiest estimate, and the strictest one to compare with); the line names the
 kernels NumPy's OpenBLAS runs, which it picks from the CPU unless OPENBLAS_CORETYPE names others
 (AVX2's Haswell kernels run at about half the speed of its AVX-512 ones on a core with 512-bit
-FMA units: 244-265 GFLOP/s against 478 on two cores of an AMD EPYC, Zen 5). The table is printed
+FMA units: 243-265 GFLOP/s against 478 on two cores of an AMD EPYC, Zen 5). The table is printed
 once the last ceiling is in; progress goes to stderr meanwhile. %ceil is the better of rnnkit's
 two GFLOP/s over the ceiling, and the column beside it torch's. For every ratio below 1.0 a line
 says how close each library came to the ceiling there (where both are near it, neither can pull
