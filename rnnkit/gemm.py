@@ -36,9 +36,9 @@ chunks and prefetching over without, training and inference: 0.999-1.027 at RNN,
 (35, 20, 650, 650) and LSTM (100, 32, 128, 128), (50, 16, 64, 64) and (100, 32, 256, 256); in
 another four rounds, 1.017-1.046 at LSTM and GRU (35, 20, 650, 650).
 
-AMD's Zen 5 (znver5) runs the same way, but for a product
-whose rows of A over the whole of K take more than WHOLE_BYTES (512 KB): those, a weight gradient
-over all steps (K = T * B), take K in chunks (with no prefetching). There, where NumPy's BLAS is
+AMD's Zen 5 (znver5) runs the same way, but for a product whose rows of A over the whole of K
+take more than WHOLE_BYTES (512 KB): those, a weight gradient over all steps (K = T * B), take K
+in chunks (with no prefetching). There, where NumPy's BLAS is
 narrower and the weight gradients go through rnnkit.gemm (rnnkit.products.NARROW_BLAS), a
 throwaway A/B on two cores of an AMD EPYC (L1 48 KB, L2 1 MB a core), each variant a copy of
 rnnkit with its own Numba cache, bench/speed.py's worker in fresh processes in turns, four rounds,

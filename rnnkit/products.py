@@ -146,7 +146,18 @@ def packs(M, K, N, parts, gradient=False, keep=True):
     (a throwaway A/B in one process, 15 rounds in turns; time at 2^18 over 2^16, training and
     inference): RNN (T, B, I, H) = (100, 64, 512, 512) 1.032 and 1.070, GRU (100, 32, 256, 256)
     1.045 and 1.003, LSTM (100, 32, 256, 256) 0.984 and 0.984; at 2^15, GRU (100, 32, 128, 128)
-    0.970 and 0.941, so 2^16."""
+    0.970 and 0.941, so 2^16.
+
+    Where NARROW_BLAS (NumPy's OpenBLAS runs kernels of 256-bit vectors, rnnkit.gemm's tiles take
+    512: on Zen 5 with OPENBLAS_CORETYPE=Haswell), every product of 2 * PRODUCT_ROWS rows or more
+    packs, on any number of parts, past PACK_VALUES, and weight gradients of any size. There, `python
+    bench/gemm.py --layer --repeats 5` gave product / BLAS 1.81-3.16; a weight gradient alone (two
+    threads, a throwaway timing) ran at 332-403 GFLOP/s packed against 215-239 in BLAS row blocks;
+    and `python bench/compare.py a76c099 104126c --modes LSTM,GRU,RNN --sizes 35,20,650,650
+    100,32,128,128 100,64,512,512 100,32,256,256 50,16,64,64 --rounds 3 --repeats 5` (base/new) gave
+    training 1.145-1.510 from H = 128, inference 1.326-1.446 at (35, 20, 650, 650) and 0.861-1.061
+    elsewhere. The projection's packing in training raised the GRU's peak there past PyTorch's
+    until Workspace.flat dropped the buffers too small for the next packing."""
     if not kernels.ENABLED or M < 2 * kernels.PRODUCT_ROWS or (parts == 1 and not NARROW_BLAS):
         return False
     if NARROW_BLAS:

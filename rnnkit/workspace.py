@@ -75,7 +75,7 @@ class Workspace:
         training step's input projection packed W_ih and the recurrence then [W_ih, W_hh] (larger),
         the first buffer stayed on beside the second: the first step's peak at GRU (T, B, I, H) =
         (35, 20, 650, 650) was 18.8 MB with it kept, 13.9 MB with it dropped (bench/speed.py's
-        worker), and later steps make no new buffer either way."""
+        worker, a throwaway run of each), and later steps make no new buffer either way."""
         dtype = np.dtype(dtype)
         flats = [key for key, stack in self._free.items() if stack and len(key[0]) == 1 and key[1] == dtype]
         fits = [key for key in flats if key[0][0] >= size]

@@ -83,4 +83,3 @@ def test_numpys_blas_is_narrower_where_its_kernels_take_256_bits_and_rnnkits_512
     if core == "Haswell" and platform.machine() == "x86_64":
         assert name == "Haswell"
     assert narrow == str(name not in blas.WIDE_CORES and R == "8")
-

@@ -379,7 +379,7 @@ def test_whole_panels_in_chunks_with_prefetching_or_over_the_whole_of_k(whole_k,
         monkeypatch.setitem(tiles, name, tiles[name].py_func)
     fetched, spans = [], set()
     tile_rows = gemm.tile_rows
-    monkeypatch.setattr(gemm, "tile_rows", lambda *args: spans.add(args[7:9]) or tile_rows(*args))    # (k0, k1)
+    monkeypatch.setattr(gemm, "tile_rows", lambda *args: spans.add(args[7:9]) or tile_rows(*args))  # k0, k1
     monkeypatch.setitem(tiles["tile_1"].__globals__, "prefetch", lambda flat, i: fetched.append(i))
     monkeypatch.setitem(tiles["tile_1"].__globals__, "prefetch_l1", lambda a, i: None)    # an intrinsic: compiled code only
     B, K, N = 20, 150, 96                                               # 3 chunks, 3 panels, tiles of R rows
