@@ -36,21 +36,21 @@ chunks and prefetching over without, training and inference: 0.999-1.027 at RNN,
 (35, 20, 650, 650) and LSTM (100, 32, 128, 128), (50, 16, 64, 64) and (100, 32, 256, 256); in
 another four rounds, 1.017-1.046 at LSTM and GRU (35, 20, 650, 650).
 
-AMD's Zen 5 (znver5) runs the same way, but for a product whose rows of A over the whole of K
-take more than WHOLE_BYTES (512 KB): those, a weight gradient over all steps (K = T * B), take K
-in chunks (with no prefetching). There, where NumPy's BLAS is
-narrower and the weight gradients go through rnnkit.gemm (rnnkit.products.NARROW_BLAS), a
-throwaway A/B on two cores of an AMD EPYC (L1 48 KB, L2 1 MB a core), each variant a copy of
-rnnkit with its own Numba cache, bench/speed.py's worker in fresh processes in turns, four rounds,
-time as on other CPUs over this way, training and inference: LSTM (T, B, I, H) = (100, 64, 512,
-512) 1.102 and 1.178, (100, 32, 256, 256) 1.135 and 1.280, (35, 20, 650, 650) 1.071 and 1.234,
-(100, 32, 128, 128) 1.114 and 1.149, GRU (100, 64, 512, 512) 1.068 and 1.068; with K whole in
-every product instead, training: 0.818, 0.880, 1.108, 0.949 and 0.851 (below 1, slower than as on
-other CPUs). `python bench/compare.py 104126c ac2bf77 --modes LSTM,GRU,RNN --sizes 35,20,650,650
-100,32,128,128 100,64,512,512 100,32,256,256 50,16,64,64 --rounds 3 --repeats 5` (base/new, above
-1: this way faster; training, inference): LSTM 1.063 and 1.136 at (35, 20, 650, 650), 1.021 and
-1.297 at (100, 64, 512, 512), 1.057 and 1.034 at (100, 32, 256, 256), 0.928 and 0.976 at (100, 32,
-128, 128); GRU 0.966-1.117, RNN 0.987-1.198.
+AMD's Zen 5 (znver5) runs the same way, but for a product whose rows of A over the whole of K take
+more than WHOLE_BYTES (512 KB): those, a weight gradient over all steps (K = T * B), take K in
+chunks (with no prefetching). There, where NumPy's BLAS is narrower and the weight gradients go
+through rnnkit.gemm (rnnkit.products.NARROW_BLAS), a throwaway A/B on two cores of an AMD EPYC (L1
+48 KB, L2 1 MB a core), each variant a copy of rnnkit with its own Numba cache, bench/speed.py's
+worker in fresh processes in turns, four rounds, time as on other CPUs over this way, training and
+inference: LSTM (T, B, I, H) = (100, 64, 512, 512) 1.102 and 1.178, (100, 32, 256, 256) 1.135 and
+1.280, (35, 20, 650, 650) 1.071 and 1.234, (100, 32, 128, 128) 1.114 and 1.149, GRU (100, 64, 512,
+512) 1.068 and 1.068; with K whole in every product instead, training: 0.818, 0.880, 1.108, 0.949
+and 0.851 (below 1, slower than as on other CPUs). `python bench/compare.py 104126c ac2bf77
+--modes LSTM,GRU,RNN --sizes 35,20,650,650 100,32,128,128 100,64,512,512 100,32,256,256
+50,16,64,64 --rounds 3 --repeats 5` (base/new, above 1: this way faster; training, inference):
+LSTM 1.063 and 1.136 at (35, 20, 650, 650), 1.021 and 1.297 at (100, 64, 512, 512), 1.057 and
+1.034 at (100, 32, 256, 256), 0.928 and 0.976 at (100, 32, 128, 128); GRU 0.966-1.117, RNN
+0.987-1.198.
 
 The rows of A may come in two parts, X and A, for [X, A] @ W with no copy of the two side by
 side: the LSTM's [x_t, h_prev] @ [W_ih, W_hh].T, x_t read straight from the input. X may have no

@@ -158,10 +158,12 @@ def packs(M, K, N, parts, gradient=False, keep=True):
     training 1.145-1.510 from H = 128, inference 1.326-1.446 at (35, 20, 650, 650) and 0.861-1.061
     elsewhere. The projection's packing in training raised the GRU's peak there past PyTorch's
     until Workspace.flat dropped the buffers too small for the next packing."""
-    if not kernels.ENABLED or M < 2 * kernels.PRODUCT_ROWS or (parts == 1 and not NARROW_BLAS):
+    if not kernels.ENABLED or M < 2 * kernels.PRODUCT_ROWS:
         return False
     if NARROW_BLAS:
         return True
+    if parts == 1:
+        return False
     return M * K * N < SPLIT_WORK or (not gradient and M >= (2 if keep else 1) * K and K * N <= PACK_VALUES)
 
 
