@@ -18,7 +18,9 @@ NumPy's BLAS threads in the same process) and so peak memory can be read honestl
          through /proc/self/clear_refs just before it) minus the resident set just before it: what
          a training step costs on top of the libraries, the model and the data, PyTorch's autograd
          graph or rnnkit's caches included. Resetting the peak first means neither side is
-         charged, or credited, for what importing and compiling touched earlier.
+         charged, or credited, for what importing and compiling touched earlier; handing the C
+         heap's free memory back to the system first (release_free_heap) means every page the
+         step touches counts, wherever the allocator places its requests.
 GFLOP/s counts the matrix products only (2 flops per multiply-add; a training step is three
 times the forward's 2*T*B*G*H*(I+H)); the ceiling is NumPy's float32 matmul on 2048x2048
 matrices, the best of at least 10 in each of several workers spread over the run (before each
@@ -83,6 +85,17 @@ def reset_peak():
         f.write("5")
 
 
+def release_free_heap():
+    """Hand the C allocator's free memory back to the system (glibc's malloc_trim(0), every arena),
+    so that a later peak counts each page a step touches. Without it, a step whose requests happened
+    to fit chunks freed earlier (and still resident) counted nothing for them: the peak then said
+    more about the allocator's placement than about the step. Elsewhere than glibc, nothing."""
+    import ctypes
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
 # --- workers: one library, one configuration, one fresh process ----------------------------------
 
 def setup(lib, mode, T, B, I, H, layers=1, bidirectional=False):
@@ -140,6 +153,7 @@ def worker(lib, mode, T, B, I, H, repeats):
                 small_train(), small_infer()
         kernels.MIN_WORK, kernels.MIN_UNITS, products.SPLIT_WORK = sizes
     train, infer = setup(lib, mode, T, B, I, H)
+    release_free_heap()
     reset_peak()
     base = resident_mb("VmRSS")
     train()                                                        # warm-up, and the memory probe

@@ -1,5 +1,8 @@
 """bench/speed.py's summary lines: the memory target, from the unrounded figures, and each ratio below 1.0."""
 import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 SPEED = Path(__file__).resolve().parents[1] / "bench" / "speed.py"
@@ -36,3 +39,22 @@ def test_below_lines_name_each_ratio_under_one_with_its_rounds():
     lines = load_speed().below_lines(rows, ceiling=200.0)
     assert lines == ["below 1.0: LSTM (100, 32, 256, 256) inference 0.98: rnnkit at 95% of the ceiling, "
                      "torch at 98%; the rounds' ratios 0.95, 1.04, 0.98"]
+
+
+def test_release_free_heap_hands_freed_chunks_back_so_a_later_peak_counts_them():
+    # In a fresh process: 64 MB in chunks below glibc's mmap threshold, so they come from the heap,
+    # freed but for one allocated after them that keeps the heap's top from being trimmed on free.
+    script = f"""
+import importlib.util, json, numpy as np
+spec = importlib.util.spec_from_file_location("bench_speed", {str(SPEED)!r})
+speed = importlib.util.module_from_spec(spec); spec.loader.exec_module(speed)
+chunks = [np.ones(12 * 1024, np.float64) for _ in range(683)]
+pin = np.ones(12 * 1024, np.float64)
+del chunks
+before = speed.resident_mb("VmRSS")
+speed.release_free_heap()
+print(json.dumps(dict(before=before, after=speed.resident_mb("VmRSS"), pin=float(pin.sum()))))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    rss = json.loads(done.stdout)
+    assert rss["before"] - rss["after"] > 48, rss
