@@ -1,4 +1,5 @@
-"""bench/speed.py's summary lines: the memory target, from the unrounded figures, and each ratio below 1.0."""
+"""bench/speed.py's summary lines (the memory target, from the unrounded figures, and each ratio below 1.0) and
+its memory probe's release of the C heap's free memory."""
 import importlib.util
 import json
 import subprocess
