@@ -52,6 +52,14 @@ LSTM 1.063 and 1.136 at (35, 20, 650, 650), 1.021 and 1.297 at (100, 64, 512, 51
 1.034 at (100, 32, 256, 256), 0.928 and 0.976 at (100, 32, 128, 128); GRU 0.966-1.117, RNN
 0.987-1.198.
 
+On Zen 5 a tile of one panel takes up to 10 rows (R_ON; its 32 registers hold the 20 sums), so
+that the 20 rows of a batch at (35, 20, 650, 650) make two tiles of 10, not three of 7, 7 and 6:
+per value of W read, more multiply-adds, and one pass over each panel fewer. A throwaway A/B on two
+cores of an AMD EPYC (copies of rnnkit, each with its own Numba cache, bench/speed.py's worker in
+fresh processes, the two in turns and each first in every other round, medians of 7 calls), time
+with 8 rows over 10: LSTM inference 1.031 over ten rounds (0.991-1.065, nine above 1). On Zen 4
+(sessions 33-35) tiles of 10 rows ran no faster than of 7.
+
 The rows of A may come in two parts, X and A, for [X, A] @ W with no copy of the two side by
 side: the LSTM's [x_t, h_prev] @ [W_ih, W_hh].T, x_t read straight from the input. X may have no
 columns. C may have the padded width, NP * V, or any narrower: it gets the first columns of the
@@ -70,6 +78,8 @@ from .transpose import transpose8
 
 V = 32          # columns per panel: two AVX-512 (four AVX2) registers of float32
 R = 8           # rows per tile with AVX-512: R * V / 16 = 16 accumulating registers of its 32 (4 with AVX2)
+R_ON = {"znver5": 10}   # by LLVM's name of the CPU, where Numba compiles for AVX-512: its own R (see above)
+AVX512 = False  # whether Numba compiles for AVX-512, so that the tiles take 512-bit vectors
 WIDE = 4        # panels per tile of one row: WIDE * V / 16 = 8 accumulating registers
 MIN_ROWS = 4    # the fewest rows of a tile that runs near full speed (where fewer, each row of W serves too few)
 KC = 256        # rows of W per chunk of K: a chunk of a panel, KC * V values, fills 32 KB
@@ -303,9 +313,9 @@ def _tiles():
 
 
 if ENABLED:
-    if "+avx512f" not in _target_features().split(","):
-        R = 4           # AVX2's 16 registers hold the sums of a tile of 4 rows
-    PAIRED_ROWS = PAIRED_FROM.get(target_name(), 0) if R == 8 else 0
+    AVX512 = "+avx512f" in _target_features().split(",")
+    R = R_ON.get(target_name(), R) if AVX512 else 4     # AVX2's 16 registers hold the sums of 4 rows
+    PAIRED_ROWS = PAIRED_FROM.get(target_name(), 0) if AVX512 else 0
     WHOLE_K = PAIRED_ROWS > 0
     AHEAD = 0 if WHOLE_K else AHEAD     # there, no prefetching of any kind (not measured on such a CPU)
     globals().update(_tiles())

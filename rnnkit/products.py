@@ -46,7 +46,7 @@ NARROW_BLAS = False      # whether NumPy's OpenBLAS runs narrower vectors than r
 _pool = None
 if kernels.ENABLED:
     PACK_VALUES = PACK_VALUES_ON.get(packed.target_name(), PACK_VALUES)
-    NARROW_BLAS = packed.R == 8 and core_name("numpy") not in (None, *WIDE_CORES)
+    NARROW_BLAS = packed.AVX512 and core_name("numpy") not in (None, *WIDE_CORES)
 
 
 def turned_round(a, b):

@@ -303,12 +303,12 @@ def test_tiles_count_no_references():
 
 
 @pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
-@pytest.mark.parametrize("R,paired", [(4, 0), (8, 0), (8, 32)])
+@pytest.mark.parametrize("R,paired", [(4, 0), (8, 0), (8, 32), (10, 32)])
 def test_tiles_named_by_rows_cover_every_call(R, paired, monkeypatch):
-    """With R rows in the largest tile (4 without AVX-512, 8 with it), and paired tiles or none
-    (gemm.PAIRED_ROWS), every tile that gemm's loops call exists and makes the rows and panels its
-    name says, and tile_rows picks the tile of the rows and panels asked for (tiles compile lazily:
-    nothing runs)."""
+    """With R rows in the largest tile (4 without AVX-512, 8 with it, 10 on Zen 5: gemm.R_ON), and
+    paired tiles or none (gemm.PAIRED_ROWS), every tile that gemm's loops call exists and makes the
+    rows and panels its name says, and tile_rows picks the tile of the rows and panels asked for
+    (tiles compile lazily: nothing runs)."""
     monkeypatch.setattr(gemm, "R", R)
     monkeypatch.setattr(gemm, "PAIRED_ROWS", paired)
     pair_rows = range(1, gemm.PAIR_R + 1) if paired else range(0)
