@@ -943,10 +943,15 @@ def product_blocks(M, P):
 @_twins
 def packed_product(A, Wk, bias, C, has_bias, blocks):
     """C = A @ W (+ bias) for A (M, K), W packed for rnnkit.gemm into Wk (NP, K, V) and C (M, N):
-    `blocks` blocks of rows (product_blocks) of equal size but for whole tiles (rnnkit.gemm.R),
-    spread over the threads, each adding the bias while it is in cache."""
+    `blocks` blocks of rows (product_blocks) of equal size but for whole tiles, spread over the
+    threads, each adding the bias while it is in cache. A block's tiles are paired ones of PAIR_R
+    rows where rnnkit.gemm.PAIRED_ROWS (a block has 32 rows or more), else of R rows. Rounded to
+    R = 10 rows on Zen 5 (rnnkit.gemm.R_ON), blocks of 60 and 70 rows made paired tiles of 3 rows
+    beside those of 4: `python bench/compare.py 81fcfee 6b6a352 --modes LSTM,GRU,RNN --sizes
+    35,20,650,650 100,32,256,256 50,16,64,64 --rounds 4 --repeats 5` gave 0.967-0.979 (base/new)
+    in training at (100, 32, 256, 256)."""
     M = A.shape[0]
-    R = packed.R
+    R = packed.PAIR_R if packed.PAIRED_ROWS else packed.R
     for i in prange(blocks):
         i0 = (i * M // blocks) // R * R
         i1 = M if i == blocks - 1 else ((i + 1) * M // blocks) // R * R
