@@ -57,7 +57,10 @@ that the 20 rows of a batch at (35, 20, 650, 650) make two tiles of 10, not thre
 per value of W read, more multiply-adds, and one pass over each panel fewer. A throwaway A/B on two
 cores of an AMD EPYC (copies of rnnkit, each with its own Numba cache, bench/speed.py's worker in
 fresh processes, the two in turns and each first in every other round, medians of 7 calls), time
-with 8 rows over 10: LSTM inference 1.031 over ten rounds (0.991-1.065, nine above 1). On Zen 4
+with 8 rows over 10: LSTM inference 1.031 over ten rounds (0.991-1.065, nine above 1). `python
+bench/compare.py 81fcfee b7f0dce --modes LSTM,GRU,RNN --sizes 35,20,650,650 100,32,256,256
+100,64,512,512 --rounds 4 --repeats 5` (base/new, training and inference): at (35, 20, 650, 650)
+LSTM 1.000 and 1.011, GRU 1.013 and 1.017, RNN 1.062 and 1.056; elsewhere 0.988-1.025. On Zen 4
 (sessions 33-35) tiles of 10 rows ran no faster than of 7.
 
 The rows of A may come in two parts, X and A, for [X, A] @ W with no copy of the two side by
