@@ -79,7 +79,7 @@ def test_numpys_blas_is_narrower_where_its_kernels_take_256_bits_and_rnnkits_512
     env = dict(os.environ, OPENBLAS_CORETYPE=core)
     code = "from rnnkit import blas, gemm, products; print(blas.core_name('numpy'), gemm.AVX512, products.NARROW_BLAS)"
     name, avx512, narrow = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                     check=True).stdout.split()
+                                          check=True).stdout.split()
     if core == "Haswell" and platform.machine() == "x86_64":
         assert name == "Haswell"
     assert narrow == str(name not in blas.WIDE_CORES and avx512 == "True")
