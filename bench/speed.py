@@ -98,10 +98,13 @@ def release_free_heap():
 
 # --- workers: one library, one configuration, one fresh process ----------------------------------
 
-def setup(lib, mode, T, B, I, H, layers=1, bidirectional=False):
-    """The layer, a training step and an inference step for one library, same weights and data."""
+def setup(lib, mode, T, B, I, H, layers=1, bidirectional=False, package="rnnkit"):
+    """The layer, a training step and an inference step for one library, same weights and data
+    (rnnkit's from the package of that name: bench/compare.py imports two revisions side by side)."""
+    import importlib
+
     import numpy as np
-    import rnnkit
+    rnnkit = importlib.import_module(package)
 
     layer = getattr(rnnkit, mode)(I, H, num_layers=layers, bidirectional=bidirectional, seed=0)
     rng = np.random.default_rng(0)
