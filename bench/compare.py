@@ -115,6 +115,10 @@ def size_arg(text):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--pair-worker"]:                                   # in_process's own call
+        folder, mode, *nums = argv[1:]
+        return pair_worker(folder, mode, *map(int, nums))
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("base", help="a git revision: the reference")
     p.add_argument("new", nargs="?", default="HEAD", help="a git revision to compare with it (default HEAD)")
@@ -124,10 +128,6 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=6, help="turns each revision takes per configuration (default 6)")
     p.add_argument("--repeats", type=int, default=7, help="timed runs per measurement (default 7)")
     p.add_argument("--in-process", action="store_true", help="both revisions in one process per configuration")
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--pair-worker"]:                                   # in_process's own call
-        folder, mode, *nums = argv[1:]
-        return pair_worker(folder, mode, *map(int, nums))
     args = p.parse_args(argv)
     speed.require_positive(("--rounds", args.rounds), ("--repeats", args.repeats))
     modes = speed.parse_modes(args.modes)
