@@ -691,23 +691,17 @@ def lstm_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, c, lengths, keep
                 hi, hf, hg, ho = gate_blocks(hps[q, b], m, 4)
             bi, bf, bg, bo = gate_blocks(bp[q], m, 4)
             c_, tc_, oq = c[b, j0:j1], tcb[j0:j1], o_[j0:j1]
-            for k in range(n):
-                ai[k] = sigmoid(ai[k] + hi[k] + bi[k])
-            for k in range(n):
-                af[k] = sigmoid(af[k] + hf[k] + bf[k])
-            for k in range(n):
-                ag[k] = tanh(ag[k] + hg[k] + bg[k])
-            for k in range(n):
-                ao[k] = sigmoid(ao[k] + ho[k] + bo[k])
-            for k in range(n):
-                c_[k] = af[k] * c_[k] + ai[k] * ag[k]                 # c = f c_prev + i g
-            for k in range(n):
-                tc_[k] = tanh(c_[k])
-            for k in range(n):
-                oq[k] = ao[k] * tc_[k]                               # h = o tanh(c)
-            if fused and keep:                                       # the gates, where backward reads them
-                for k in range(n):
-                    xi[k], xf[k], xg[k], xo[k] = ai[k], af[k], ag[k], ao[k]
+            for k in range(n):                                       # one pass: the gates stay in registers
+                i = sigmoid(ai[k] + hi[k] + bi[k])
+                f = sigmoid(af[k] + hf[k] + bf[k])
+                g = tanh(ag[k] + hg[k] + bg[k])
+                o = sigmoid(ao[k] + ho[k] + bo[k])
+                xi[k], xf[k], xg[k], xo[k] = i, f, g, o              # the gates, where backward reads them
+                c_k = f * c_[k] + i * g                              # c = f c_prev + i g
+                c_[k] = c_k
+                tc_k = tanh(c_k)
+                tc_[k] = tc_k
+                oq[k] = o * tc_k                                     # h = o tanh(c)
         h_next[b] = o_
 
 
