@@ -670,32 +670,23 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sums, sync)
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
 
 @_inline
-def lstm_cell(n, ai, af, ag, ao, hi, hf, hg, ho, bi, bf, bg, bo, c_, oq):
-    """Inference's gates and cell in one loop that keeps i, f, g, o and tanh(c) in registers:
-    nothing for backward to read. (Storing the four gates as well, as training must, took one
-    core 10.4 us against 5.0 for 16 rows of 256 units: a throwaway timing; so training keeps its
-    seven loops.)"""
-    for k in range(n):
-        i = sigmoid(ai[k] + hi[k] + bi[k])
-        f = sigmoid(af[k] + hf[k] + bf[k])
-        g = tanh(ag[k] + hg[k] + bg[k])
-        o = sigmoid(ao[k] + ho[k] + bo[k])
-        c_k = f * c_[k] + i * g                                      # c = f c_prev + i g
-        c_[k] = c_k
-        oq[k] = o * tanh(c_k)                                        # h = o tanh(c)
-
-
-@_inline
-def lstm_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps,
-                      zeros, fused):
-    P, H, m = hps.shape[0], h_prev.shape[1], part_width(edges)
+def lstm_forward_rows(b0, b1, q0, q1, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs, tcs,
+                      hps, zeros, fused):
+    H, m = h_prev.shape[1], part_width(edges)
+    J0, J1 = edges[q0], edges[q1]
     for b in range(b0, b1):
-        keep_state(t, b, keep, h_prev, c, h_prevs, c_prevs, True)
         a, tcb, o_ = xp[t if keep or not fused else 0, b], tcs[t if keep else 0, b], out[t, b]
+        if keep:
+            h_prevs[t, b, J0:J1] = h_prev[b, J0:J1]
+            c_prevs[t, b, J0:J1] = c[b, J0:J1]
         if t >= lengths[b]:
-            pass_state(b, a, tcb, o_, h_prev, h_next)                  # i, f, g, o and tanh(c)
+            for g in range(4):
+                a[g * H + J0:g * H + J1] = 0
+            tcb[J0:J1] = 0
+            o_[J0:J1] = 0
+            h_next[b, J0:J1] = h_prev[b, J0:J1]
             continue
-        for q in range(P):
+        for q in range(q0, q1):
             j0, j1 = units(edges, q)
             n = j1 - j0
             xi, xf, xg, xo = a[j0:j1], a[H + j0:H + j1], a[2 * H + j0:2 * H + j1], a[3 * H + j0:3 * H + j1]
@@ -707,9 +698,6 @@ def lstm_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, c, lengths, keep
                 hi, hf, hg, ho = gate_blocks(hps[q, b], m, 4)
             bi, bf, bg, bo = gate_blocks(bp[q], m, 4)
             c_, tc_, oq = c[b, j0:j1], tcb[j0:j1], o_[j0:j1]
-            if not keep:
-                lstm_cell(n, ai, af, ag, ao, hi, hf, hg, ho, bi, bf, bg, bo, c_, oq)
-                continue
             for k in range(n):
                 ai[k] = sigmoid(ai[k] + hi[k] + bi[k])
             for k in range(n):
@@ -724,10 +712,10 @@ def lstm_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, c, lengths, keep
                 tc_[k] = tanh(c_[k])
             for k in range(n):
                 oq[k] = ao[k] * tc_[k]                               # h = o tanh(c)
-            if fused:                                                # the gates, where backward reads them
+            if fused and keep:                                       # the gates, where backward reads them
                 for k in range(n):
                     xi[k], xf[k], xg[k], xo[k] = ai[k], af[k], ag[k], ao[k]
-        h_next[b] = o_
+        h_next[b, J0:J1] = o_[J0:J1]
 
 
 @_inline
@@ -737,9 +725,13 @@ def lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths,
     if k % 2 == 0:
         product_part(q, P, x[t], hs[s % 2], Wk, hps)
     else:
-        b0, b1 = rows(q, P, hs.shape[1])
-        lstm_forward_rows(b0, b1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out, h_prevs, c_prevs,
-                          tcs, hps, zeros, x.shape[2] > 0)
+        if Wk.shape[0] < P:                                          # alone: its rows, all units
+            b0, b1 = rows(q, P, hs.shape[1])
+            q0, q1 = 0, 1
+        else:                                                        # all rows, its units
+            b0, b1, q0, q1 = 0, hs.shape[1], q, q + 1
+        lstm_forward_rows(b0, b1, q0, q1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out, h_prevs,
+                          c_prevs, tcs, hps, zeros, x.shape[2] > 0)
 
 
 @_twins
