@@ -61,6 +61,11 @@ def checkout(rev, root, name):
 NAMES = ("base", "new")
 
 
+def in_turn(r):
+    """The two revisions in round r's order: who goes first alternates."""
+    return NAMES[::1 if r % 2 == 0 else -1]
+
+
 def pair_worker(folder, mode, T, B, I, H, rounds, repeats):
     """--in-process: rnnkit_base and rnnkit_new from folder, timed in turns in this process; prints
     each one's per-round medians, training and inference, as JSON."""
@@ -76,7 +81,7 @@ def pair_worker(folder, mode, T, B, I, H, rounds, repeats):
             step()                                                     # compiles, or loads the cache
     times = {name: {"train": [], "infer": []} for name in NAMES}
     for r in range(rounds):
-        for name in NAMES[::1 if r % 2 == 0 else -1]:                 # who goes first alternates
+        for name in in_turn(r):
             for key, step in zip(("train", "infer"), steps[name]):
                 times[name][key].append(speed.median_time(step, repeats))
     print(json.dumps(times))
@@ -86,7 +91,7 @@ def fresh_processes(root, envs, mode, size, rounds, repeats):
     """Each revision's runs, {name: [{"train": s, "infer": s, ...}, ...]}, a fresh worker process each."""
     runs = {name: [] for name in NAMES}
     for r in range(rounds):
-        for name in NAMES[::1 if r % 2 == 0 else -1]:                 # who goes first alternates
+        for name in in_turn(r):
             runs[name].append(speed.spawn("rnnkit", mode, *size, repeats, env=envs[name], cwd=root))
     return runs
 
@@ -98,12 +103,7 @@ def in_process(root, envs, mode, size, rounds, repeats):
         target = os.path.join(folder, f"rnnkit_{name}")
         if not os.path.isdir(target):                                  # once: later configurations reuse
             shutil.copytree(os.path.join(root, name, "rnnkit"), target)   # the Numba cache it gains
-    cmd = [sys.executable, os.path.abspath(__file__), "--pair-worker", folder, mode, *map(str, size), str(rounds),
-           str(repeats)]
-    done = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"in-process worker {mode} {size} failed:\n{done.stderr}")
-    times = json.loads(done.stdout.strip().splitlines()[-1])
+    times = speed.spawn(folder, mode, *size, rounds, repeats, cwd=root, script=__file__, flag="--pair-worker")
     return {name: [dict(train=tr, infer=inf) for tr, inf in zip(t["train"], t["infer"])] for name, t in times.items()}
 
 

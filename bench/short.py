@@ -21,10 +21,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import speed  # noqa: E402
 from speed import MODES, median_time, parse_modes, require_positive, setup  # noqa: E402
 
 GRID = [(1, 1), (2, 1), (4, 1), (1, 2), (4, 2), (1, 8), (1, 32)]     # (T, B)
@@ -54,12 +54,8 @@ def worker(way, modes, grid, sizes, repeats):
 
 
 def spawn(way, args):
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", way, "--modes", ",".join(args.modes),
-           "--repeats", str(args.repeats)] + (["--quick"] if args.quick else [])
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"worker {way} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return speed.spawn(way, "--modes", ",".join(args.modes), "--repeats", args.repeats, *(["--quick"] * args.quick),
+                       script=__file__)
 
 
 def main(argv=None):

@@ -259,12 +259,13 @@ def matmul_worker(repeats, n=2048):
 
 # --- the driver -----------------------------------------------------------------------------------
 
-def spawn(*args, env=None, cwd=None, script=__file__):
-    """One worker of script in a fresh process (env and cwd: its environment and folder, else this one's)."""
-    cmd = [sys.executable, os.path.abspath(script), "--worker", *map(str, args)]
+def spawn(*args, env=None, cwd=None, script=__file__, flag="--worker"):
+    """One worker of script in a fresh process, called with flag and args (env and cwd: its environment
+    and folder, else this one's); its last line of output, as JSON."""
+    cmd = [sys.executable, os.path.abspath(script), flag, *map(str, args)]
     done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"worker {' '.join(map(str, args))} failed:\n{done.stderr}")
+        raise SystemExit(f"{flag[2:]} {' '.join(map(str, args))} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
