@@ -170,7 +170,25 @@ def packing_parts(P, B, W_hh, I=0):
     return P
 
 
-def forward_weights(W_hh, b_hh, P, buffer, W_ih=None, b_ih=None):
+GROUP = 16      # units per group in the grouped LSTM forward: a paired tile's 64 columns, 16 units of each gate
+
+
+@functools.lru_cache(maxsize=64)
+def grouped_layout(GH, H, P):
+    """forward_layout with each part's gate rows in groups of GROUP units, the four gates' rows of a
+    group side by side (two panels), for lstm_forward_grouped."""
+    edges, rows, real = _gate_rows(GH, H, P)
+    m = rows.shape[1] // 4
+    order = np.arange(4 * m).reshape(4, m // GROUP, GROUP).transpose(1, 0, 2).reshape(-1)
+    rows, real = rows[:, order], real[:, order]
+    return _read_only(edges, packed.columns(rows, real), rows, real)
+
+
+def grouped(B, H, P, parts, I):
+    return I > 0 and parts == P > 1 and H % (P * GROUP) == 0
+
+
+def forward_weights(W_hh, b_hh, P, buffer, W_ih=None, b_ih=None, layout=forward_layout):
     """edges, Wk and bp: each part's gate rows of W_hh, its m units per gate side by side (zero
     rows where a part has fewer), transposed and packed for rnnkit.gemm into Wk (P, NP, H, V) in
     buffer, for hp = h_prev @ W_hh[rows].T; and the same rows of b_hh in bp (P, G*m).
@@ -178,7 +196,7 @@ def forward_weights(W_hh, b_hh, P, buffer, W_ih=None, b_ih=None):
     same rows of [W_ih, W_hh].T, for hp = [x, h_prev] @ [W_ih, W_hh][rows].T, and bp adds b_ih."""
     GH, H = W_hh.shape
     I = 0 if W_ih is None else W_ih.shape[1]
-    edges, cols, rows, real = forward_layout(GH, H, P)
+    edges, cols, rows, real = layout(GH, H, P)
     shape = packed.packed_shape(P, I + H, cols.shape[1])
     Wk = packed.packed_in(buffer, shape)
     if I:
@@ -737,6 +755,51 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
         while q >= 0:
             lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
                               c_prevs, tcs, hps, zeros)
+            b, k, q = after(sync, b, k, T, alone)
+    h[:] = hs[T % 2]
+
+
+@_inline
+def lstm_grouped_part(q, t, x_t, h_prev, h_next, c, Wk, bp, edges, lengths, out_t, scratch):
+    j0, j1 = units(edges, q)
+    B = h_prev.shape[0]
+    for gi in range((j1 - j0) // GROUP):
+        gemm(x_t, h_prev, Wk[q, 2 * gi:2 * gi + 2], scratch)
+        u0 = j0 + GROUP * gi
+        bb = bp[q, 4 * GROUP * gi:4 * GROUP * (gi + 1)]
+        bi, bf, bg, bo = bb[:GROUP], bb[GROUP:2 * GROUP], bb[2 * GROUP:3 * GROUP], bb[3 * GROUP:]
+        for b in range(B):
+            h_, o_ = h_next[b, u0:u0 + GROUP], out_t[b, u0:u0 + GROUP]
+            if t >= lengths[b]:
+                h_[:] = h_prev[b, u0:u0 + GROUP]
+                o_[:] = 0
+                continue
+            s = scratch[b]
+            si, sf, sg, so = s[:GROUP], s[GROUP:2 * GROUP], s[2 * GROUP:3 * GROUP], s[3 * GROUP:4 * GROUP]
+            c_ = c[b, u0:u0 + GROUP]
+            for k in range(GROUP):
+                cc = sigmoid(sf[k] + bf[k]) * c_[k] + sigmoid(si[k] + bi[k]) * tanh(sg[k] + bg[k])
+                c_[k] = cc
+                hh = sigmoid(so[k] + bo[k]) * tanh(cc)
+                h_[k] = hh
+                o_[k] = hh
+
+
+@_twins
+def lstm_forward_grouped(x, Wk, bp, edges, h, c, lengths, reverse, out, sync):
+    T = out.shape[0]
+    P, alone = threads(Wk, sync)
+    hs = np.empty((2,) + h.shape, h.dtype)
+    hs[0] = h
+    scratch = np.empty((P, h.shape[0], 4 * GROUP), h.dtype)
+    for p in prange(P):
+        b, k, q = first(sync, p, T, alone)
+        while q >= 0:
+            if k % 2 == 0:
+                s = k // 2
+                t = order(s, T, reverse)
+                lstm_grouped_part(q, t, x[t], hs[s % 2], hs[(s + 1) % 2], c, Wk, bp, edges, lengths, out[t],
+                                  scratch[q])
             b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 

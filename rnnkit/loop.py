@@ -292,6 +292,13 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
     if isinstance(step, GRUStep) and I > 0:            # inference only (takes_input): it keeps no gates
         buffer = ws.flat(kernels.gru_input_size(H, parts, I), dt)
         edges, Wk, Wn, Wh, bp = kernels.gru_input_weights(W_ih, W_hh, b_ih, b_hh, parts, buffer)
+    elif isinstance(step, LSTMStep) and not keep and kernels.grouped(B, H, P, parts, I):
+        buffer = ws.flat(kernels.weights_size(W_hh, parts, I), dt)
+        edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih, kernels.grouped_layout)
+        sync = kernels.phases(T, P)
+        kernels.lstm_forward_grouped[P](x, Wk, bp, edges, h, c, lengths, reverse, out, sync)
+        ws.give_back(h_prevs, buffer, own_xp)
+        return out, h, c, None
     else:
         buffer = ws.flat(kernels.weights_size(W_hh, parts, I), dt)
         edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih)
