@@ -180,7 +180,7 @@ def grouped_layout(GH, H, P):
     edges, rows, real = _gate_rows(GH, H, P)
     m = rows.shape[1] // 4
     order = np.arange(4 * m).reshape(4, m // GROUP, GROUP).transpose(1, 0, 2).reshape(-1)
-    rows, real = rows[:, order], real[:, order]
+    rows, real = np.ascontiguousarray(rows[:, order]), np.ascontiguousarray(real[:, order])
     return _read_only(edges, packed.columns(rows, real), rows, real)
 
 
@@ -786,12 +786,10 @@ def lstm_grouped_part(q, t, x_t, h_prev, h_next, c, Wk, bp, edges, lengths, out_
 
 
 @_twins
-def lstm_forward_grouped(x, Wk, bp, edges, h, c, lengths, reverse, out, sync):
+def lstm_forward_grouped(x, Wk, bp, edges, h, c, lengths, reverse, out, hs, scratch, sync):
     T = out.shape[0]
     P, alone = threads(Wk, sync)
-    hs = np.empty((2,) + h.shape, h.dtype)
     hs[0] = h
-    scratch = np.empty((P, h.shape[0], 4 * GROUP), h.dtype)
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:

@@ -296,8 +296,12 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
         buffer = ws.flat(kernels.weights_size(W_hh, parts, I), dt)
         edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih, kernels.grouped_layout)
         sync = kernels.phases(T, P)
-        kernels.lstm_forward_grouped[P](x, Wk, bp, edges, h, c, lengths, reverse, out, sync)
-        ws.give_back(h_prevs, buffer, own_xp)
+        hs, c_line = ws.empty((2, B, H), dt), ws.empty((B, H), dt)
+        c_line[:] = c
+        scratch = ws.empty((P, B, 4 * kernels.GROUP), dt)
+        kernels.lstm_forward_grouped[P](x, Wk, bp, edges, h, c_line, lengths, reverse, out, hs, scratch, sync)
+        c[:] = c_line
+        ws.give_back(h_prevs, buffer, own_xp, hs, c_line, scratch)
         return out, h, c, None
     else:
         buffer = ws.flat(kernels.weights_size(W_hh, parts, I), dt)
