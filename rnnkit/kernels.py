@@ -170,7 +170,7 @@ def packing_parts(P, B, W_hh, I=0):
     return P
 
 
-GROUP = 16      # units per group in the grouped LSTM forward: a paired tile's 64 columns, 16 units of each gate
+GROUP = 64      # units per group in the grouped LSTM forward: a paired tile's 64 columns, 16 units of each gate
 
 
 @functools.lru_cache(maxsize=64)
@@ -764,7 +764,7 @@ def lstm_grouped_part(q, t, x_t, h_prev, h_next, c, Wk, bp, edges, lengths, out_
     j0, j1 = units(edges, q)
     B = h_prev.shape[0]
     for gi in range((j1 - j0) // GROUP):
-        gemm(x_t, h_prev, Wk[q, 2 * gi:2 * gi + 2], scratch)
+        gemm(x_t, h_prev, Wk[q, GROUP // 8 * gi:GROUP // 8 * (gi + 1)], scratch)
         u0 = j0 + GROUP * gi
         bb = bp[q, 4 * GROUP * gi:4 * GROUP * (gi + 1)]
         bi, bf, bg, bo = bb[:GROUP], bb[GROUP:2 * GROUP], bb[2 * GROUP:3 * GROUP], bb[3 * GROUP:]
