@@ -544,7 +544,7 @@ def first(sync, p, T, alone):
     p = np.int64(p)
     if alone:
         b = p if claim(sync, 0, p) else unclaimed_block(sync)
-        return b, 0, (b if T > 0 else np.int64(-1))
+        return b, 0, (b if sync.shape[0] > 1 else np.int64(-1))
     atomics.fetch_add(sync[sync.shape[0] - 1], 0, 1)                  # started
     return own_from(sync, p, 0, T)
 
@@ -555,7 +555,7 @@ def after(sync, b, k, T, alone):
     is done. Where threads split the units, count the task done, then take one left unclaimed in
     phase k, or, once it is done, the thread's own in a later phase."""
     if alone:
-        if k + 1 < 2 * T:
+        if k + 1 < sync.shape[0] - 1:
             return b, k + 1, b
         b = unclaimed_block(sync)
         return b, 0, b
@@ -569,7 +569,7 @@ def after(sync, b, k, T, alone):
 def own_from(sync, p, k, T):
     """(p, phase, task): from phase k on, part p's own task in the first phase that has one left for
     it (where p started late, the others may have done its tasks of the phases before), or -1."""
-    while k < 2 * T:
+    while k < sync.shape[0] - 1:
         q = own_or_left(sync, k, p)
         if q >= 0:
             return p, k, q
@@ -793,11 +793,8 @@ def lstm_forward_grouped(x, Wk, bp, edges, h, c, lengths, reverse, out, hs, scra
     for p in prange(P):
         b, k, q = first(sync, p, T, alone)
         while q >= 0:
-            if k % 2 == 0:
-                s = k // 2
-                t = order(s, T, reverse)
-                lstm_grouped_part(q, t, x[t], hs[s % 2], hs[(s + 1) % 2], c, Wk, bp, edges, lengths, out[t],
-                                  scratch[q])
+            t = order(k, T, reverse)
+            lstm_grouped_part(q, t, x[t], hs[k % 2], hs[(k + 1) % 2], c, Wk, bp, edges, lengths, out[t], scratch[q])
             b, k, q = after(sync, b, k, T, alone)
     h[:] = hs[T % 2]
 

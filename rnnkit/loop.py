@@ -295,7 +295,7 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
     elif isinstance(step, LSTMStep) and not keep and kernels.grouped(B, H, P, parts, I):
         buffer = ws.flat(kernels.weights_size(W_hh, parts, I), dt)
         edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih, kernels.grouped_layout)
-        sync = kernels.phases(T, P)
+        sync = np.zeros((T + 1, P + 1), np.int64)            # one phase a step
         hs, c_line = ws.empty((2, B, H), dt), ws.empty((B, H), dt)
         c_line[:] = c
         scratch = ws.empty((P, B, 4 * kernels.GROUP), dt)
