@@ -13,6 +13,9 @@ packing counted; rnnkit.products.packed_product) against NumPy's BLAS in row blo
 (rnnkit.products.matmul), both on as many threads as the machine has cores. rnnkit.products.packs
 picks between the two by these figures.
 
+Beside rnnkit.gemm's GFLOP/s on one core stands their share of the core's multiply-add peak,
+timed before the products by bench/fma_peak.py (the best of its rounds).
+
     python bench/gemm.py [--repeats 7] [--layer]
 """
 from __future__ import annotations
@@ -26,12 +29,16 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fma_peak import core_peak  # noqa: E402
 from rnnkit import gemm  # noqa: E402
 from rnnkit.blas import thread_setter  # noqa: E402
 
-# (B, K, N) of the per-step products in bench/speed.py's grid: LSTM forward and backward, RNN forward
-SHAPES = [(16, 64, 256), (32, 128, 512), (32, 512, 128), (32, 256, 1024), (64, 512, 2048), (64, 2048, 512),
-          (20, 650, 2600), (20, 2600, 650), (20, 650, 650), (1, 128, 512)]
+# (B, K, N) of the per-step products in bench/speed.py's grid: LSTM forward and backward, RNN forward; and
+# (32, 512, 512), a thread's share of the LSTM's inference step at (100, 32, 256, 256), [x_t, h_prev] @
+# half the units' columns of [W_ih, W_hh].T, where the step's product takes the input (rnnkit.loop.takes_input)
+SHAPES = [(16, 64, 256), (32, 128, 512), (32, 512, 128), (32, 256, 1024), (32, 512, 512), (64, 512, 2048),
+          (64, 2048, 512), (20, 650, 2600), (20, 2600, 650), (20, 650, 650), (1, 128, 512)]
 # (M, K, N) of the layer products in that grid: x @ W_ih.T (K = I, N = G*H) and dxp @ W_ih (K = G*H, N = I)
 # that rnnkit.products.packs weighs: where the layer runs on two parts or more (rnnkit.kernels.parts) and
 # M >= 2K, or M >= K in inference; those whose W has more than products.PACK_VALUES values go to BLAS
@@ -82,8 +89,11 @@ def main(argv=None):
     if set_threads is not None:
         set_threads(1)
     rng = np.random.default_rng(0)
+    peak = core_peak()
     print(f"one core, float32, GFLOP/s (median of {args.repeats}); pack: once per layer call, in ms")
-    print(f"{'B':>4} {'K':>5} {'N':>5} | {'rnnkit.gemm':>11} {'NumPy BLAS':>10} {'ratio':>5} | {'pack ms':>7}")
+    print(f"the core's multiply-add peak (bench/fma_peak.py): {peak:.1f} GFLOP/s")
+    print(f"{'B':>4} {'K':>5} {'N':>5} | {'rnnkit.gemm':>11} {'% peak':>6} {'NumPy BLAS':>10} {'ratio':>5} | "
+          f"{'pack ms':>7}")
     ratios = []
     for B, K, N in SHAPES:
         A = rng.standard_normal((B, K)).astype(np.float32)
@@ -103,8 +113,8 @@ def main(argv=None):
         g_ours, g_theirs = in_turns(ours, theirs, 2.0 * B * K * N, args.repeats, 2e8)
         t_pack = statistics.median(per_call(lambda: gemm.pack[1](W, cols, packed), 3) for _ in range(args.repeats))
         ratios.append(g_ours / g_theirs)
-        print(f"{B:>4} {K:>5} {N:>5} | {g_ours:11.1f} {g_theirs:10.1f} {g_ours / g_theirs:5.2f} | {t_pack * 1e3:7.3f}",
-              flush=True)
+        print(f"{B:>4} {K:>5} {N:>5} | {g_ours:11.1f} {100 * g_ours / peak:5.1f}% {g_theirs:10.1f} "
+              f"{g_ours / g_theirs:5.2f} | {t_pack * 1e3:7.3f}", flush=True)
     summary("rnnkit.gemm / NumPy BLAS", ratios, "python bench/gemm.py", args.repeats)
 
 
