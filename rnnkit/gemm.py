@@ -92,7 +92,7 @@ PREFETCH_ROWS = 32          # is prefetched a chunk ahead: see gemm
 AHEAD = 16      # rows of a panel ahead that a tile of one panel that does not prefetch for L2 prefetches into L1
                 # at each k (0: none; see _tile_source; 8 and 16 ran alike, 0.976-1.033)
 PAIR_R = 4      # rows per tile of two panels: PAIR_R * 2 * V / 16 = 16 accumulating registers
-PAIRED_FROM = {"znver4": 32, "znver5": 32}    # by LLVM's name of the CPU: products of this many rows or more
+PAIRED_FROM = {"znver4": 32, "znver5": 64}    # by LLVM's name of the CPU: products of this many rows or more
 PAIRED_ROWS = 0                 # run paired tiles; this CPU's, where Numba compiles for AVX-512 (0: never)
 WHOLE_K = False                 # whether products take K whole, with no prefetching (where PAIRED_ROWS)
 WHOLE_BYTES = 1 << 19           # where WHOLE_K, the most bytes of A's rows over the whole of K that take it whole
