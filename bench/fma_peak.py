@@ -48,19 +48,25 @@ def loop_ir(width, accumulators):
     return "\n".join(lines)
 
 
-def core_peak(rounds=7, passes=20_000_000):
-    """GFLOP/s of the register-only FMA loop on the calling process's core: the best of rounds."""
+def compiled_loop(width, accumulators=ACCUMULATORS):
+    """loop_ir compiled for the host CPU: run(n) makes n passes and returns the sum of the
+    accumulators' first lanes. The engine comes along, as run lives only as long as it."""
     from llvmlite import binding
     binding.initialize_native_target()
     binding.initialize_native_asmprinter()
-    width = lanes()
-    module = binding.parse_assembly(loop_ir(width, ACCUMULATORS))
+    module = binding.parse_assembly(loop_ir(width, accumulators))
     module.verify()
     machine = binding.Target.from_default_triple().create_target_machine(
         cpu=binding.get_host_cpu_name(), features=binding.get_host_cpu_features().flatten(), opt=3)
     engine = binding.create_mcjit_compiler(module, machine)
     engine.finalize_object()
-    run = ctypes.CFUNCTYPE(ctypes.c_float, ctypes.c_int64)(engine.get_function_address("run"))
+    return ctypes.CFUNCTYPE(ctypes.c_float, ctypes.c_int64)(engine.get_function_address("run")), engine
+
+
+def core_peak(rounds=7, passes=20_000_000):
+    """GFLOP/s of the register-only FMA loop on the calling process's core: the best of rounds."""
+    width = lanes()
+    run, _engine = compiled_loop(width)
     run(1000)
     best = min(_timed(run, passes) for _ in range(rounds))
     return passes * ACCUMULATORS * width * 2 / best / 1e9
