@@ -82,6 +82,13 @@ def _core_peak_args(args):
     return core_peak(*args)
 
 
+def cores_peak(rounds=7, passes=20_000_000):
+    """core_peak on every core at once, one fresh process each: their GFLOP/s."""
+    cores = os.cpu_count() or 1
+    with multiprocessing.get_context("spawn").Pool(cores) as pool:
+        return pool.map(_core_peak_args, [(rounds, passes)] * cores)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=7, help="timings per core; the best counts (default 7)")
@@ -91,13 +98,11 @@ def main(argv=None):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name} must be a positive integer, got {getattr(args, name)}")
     from llvmlite import binding
-    cores = os.cpu_count() or 1
     print(f"{binding.get_host_cpu_name()}, {lanes() * 32}-bit vectors, {ACCUMULATORS} accumulators, "
           f"float32 GFLOP/s (best of {args.rounds})")
     print(f"one core alone: {core_peak(args.rounds, args.passes):.1f}")
-    with multiprocessing.get_context("spawn").Pool(cores) as pool:
-        each = pool.map(_core_peak_args, [(args.rounds, args.passes)] * cores)
-    print(f"{cores} cores at once: {', '.join(f'{g:.1f}' for g in each)}; together {sum(each):.1f}")
+    each = cores_peak(args.rounds, args.passes)
+    print(f"{len(each)} cores at once: {', '.join(f'{g:.1f}' for g in each)}; together {sum(each):.1f}")
     defaults = args.rounds == 7 and args.passes == 20_000_000
     print("reproduce: python bench/fma_peak.py" + ("" if defaults else f" --rounds {args.rounds} --passes {args.passes}"))
 

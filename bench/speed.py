@@ -30,9 +30,11 @@ kernels NumPy's OpenBLAS runs, which it picks from the CPU unless OPENBLAS_CORET
 (AVX2's Haswell kernels run at about half the speed of its AVX-512 ones on a core with 512-bit
 FMA units: 243-265 GFLOP/s against 478 on two cores of an AMD EPYC, Zen 5). The table is printed
 once the last ceiling is in; progress goes to stderr meanwhile. %ceil is the better of rnnkit's
-two GFLOP/s over the ceiling, and the column beside it torch's. For every ratio below 1.0 a line
-says how close each library came to the ceiling there (where both are near it, neither can pull
-ahead) and each round's ratio (the libraries' turns in a round are next to each other, so rounds
+two GFLOP/s over the ceiling, and the column beside it torch's. Beside the ceiling stands what
+no product can pass: the cores' float32 multiply-add peak, every core at once, timed by
+bench/fma_peak.py in its own processes next to each ceiling (the best of those timings). For
+every ratio below 1.0 a line says how close each library came to the ceiling there, and to that
+peak (where both are near it, neither can pull ahead), and each round's ratio (the libraries' turns in a round are next to each other, so rounds
 on both sides of 1.0 point to a tie that the machine's load decided). A line counts the
 configurations where rnnkit's training-step memory is at most PyTorch's, from the unrounded
 figures, and names, to two decimals, each where it is not. Both libraries use their default
@@ -301,12 +303,14 @@ def forward_flops(mode, T, B, I, H):
     return 2.0 * T * B * GATES[mode] * H * (I + H)
 
 
-def below_lines(rows, ceiling):
-    """A line for each ratio below 1.0: how close each library came to the ceiling there, and each
-    round's ratio."""
+def below_lines(rows, ceiling, peak):
+    """A line for each ratio below 1.0: how close each library came to the ceiling there and to the
+    cores' multiply-add peak, and each round's ratio."""
+    def share(gflops):
+        return f"{100 * gflops / ceiling:.0f}% ({100 * gflops / peak:.0f}%)"
     return [f"below 1.0: {row['mode']} {row['cfg']} {name} {row[key]:.2f}: rnnkit at "
-            f"{100 * row['gf']['ours'][i] / ceiling:.0f}% of the ceiling, torch at "
-            f"{100 * row['gf']['torch'][i] / ceiling:.0f}%; the rounds' ratios "
+            f"{share(row['gf']['ours'][i])} of the ceiling (the FMA peak), torch at "
+            f"{share(row['gf']['torch'][i])}; the rounds' ratios "
             f"{', '.join(f'{r:.2f}' for r in row['rounds'][key])}"
             for row in rows for i, (key, name) in enumerate((("train", "training"), ("infer", "inference")))
             if row[key] < 1.0]
@@ -352,10 +356,12 @@ def main(argv=None):
     grid = QUICK_GRID if args.quick else GRID
     import numpy as np
     import torch
+    from fma_peak import cores_peak                              # bench/, this script's folder
 
-    ceilings, rows = [], []
+    ceilings, peaks, rows = [], [], []
     for mode in modes:
         ceilings.append(spawn("matmul", repeats)["gflops"])
+        peaks.append(sum(cores_peak()))
         for (T, B, I, H) in grid:
             print(f"timing {mode} {(T, B, I, H)} ...", file=sys.stderr, flush=True)
             ours, theirs, ratios = alternate(rounds, mode, T, B, I, H, repeats)
@@ -365,7 +371,8 @@ def main(argv=None):
             rows.append(dict(mode=mode, cfg=(T, B, I, H), ours=ours, theirs=theirs, gf=gf, rounds=ratios,
                              train=theirs["train"] / ours["train"], infer=theirs["infer"] / ours["infer"]))
     ceilings.append(spawn("matmul", repeats)["gflops"])
-    ceiling = max(ceilings)        # other tenants only ever slow it: the best is the steadiest, and strictest
+    peaks.append(sum(cores_peak()))
+    ceiling, peak = max(ceilings), max(peaks)   # other tenants only ever slow them: the best is the steadiest
     print(f"rnnkit vs torch {torch.__version__} (default threads: {torch.get_num_threads()}), numpy {np.__version__}, "
           f"{os.cpu_count()} CPUs, float32, medians of {repeats} runs after warm-up, median of {rounds} rounds")
     from rnnkit.blas import core_name
@@ -373,6 +380,8 @@ def main(argv=None):
     print(f"NumPy float32 matmul ceiling (2048x2048{'' if core is None else f', OpenBLAS {core} kernels'}): "
           f"{ceiling:.1f} GFLOP/s, the best of "
           f"{', '.join(f'{c:.1f}' for c in ceilings)} (before each mode's rows and after the last)")
+    print(f"the cores' float32 multiply-add (FMA) peak, all {os.cpu_count()} at once (bench/fma_peak.py): "
+          f"{peak:.1f} GFLOP/s, the best of {', '.join(f'{g:.1f}' for g in peaks)}")
     head = (f"{'mode':5} {'T':>4} {'B':>3} {'I':>4} {'H':>4} | {'train ms':>9} {'torch':>8} {'ratio':>5} | "
             f"{'infer ms':>9} {'torch':>8} {'ratio':>5} | {'GFLOP/s tr/inf':>14} {'%ceil':>5} {'torch':>5} | "
             f"{'mem MB':>6} {'torch':>6}")
@@ -398,7 +407,7 @@ def main(argv=None):
     for key, name in (("train", "training"), ("infer", "inference")):
         r = [row[key] for row in rows]
         print(f"{name} torch/rnnkit: median {statistics.median(r):.2f}, min {min(r):.2f}")
-    for line in below_lines(rows, ceiling) + memory_lines(rows):
+    for line in below_lines(rows, ceiling, peak) + memory_lines(rows):
         print(line)
     big = [row["ceil"] for row in rows if row["cfg"][3] >= 512]
     if big:

@@ -37,9 +37,9 @@ def test_below_lines_name_each_ratio_under_one_with_its_rounds():
             dict(mode="GRU", cfg=(50, 16, 64, 64), train=1.0, infer=3.0,            # 1.0 is not below
                  gf=dict(ours=(50.0, 60.0), torch=(10.0, 20.0)),
                  rounds=dict(train=[0.9, 1.0, 1.1], infer=[3.0, 3.0, 3.0]))]
-    lines = load_speed().below_lines(rows, ceiling=200.0)
-    assert lines == ["below 1.0: LSTM (100, 32, 256, 256) inference 0.98: rnnkit at 95% of the ceiling, "
-                     "torch at 98%; the rounds' ratios 0.95, 1.04, 0.98"]
+    lines = load_speed().below_lines(rows, ceiling=200.0, peak=400.0)
+    assert lines == ["below 1.0: LSTM (100, 32, 256, 256) inference 0.98: rnnkit at 95% (48%) of the ceiling "
+                     "(the FMA peak), torch at 98% (49%); the rounds' ratios 0.95, 1.04, 0.98"]
 
 
 def test_release_free_heap_hands_freed_chunks_back_so_a_later_peak_counts_them():
