@@ -670,6 +670,19 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sums, sync)
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
 
 @_inline
+def lstm_cell(n, ai, af, ag, ao, bi, bf, bg, bo, c_, oq):
+    """Inference's gates and cell in one loop, where the product holds the input's term too."""
+    for k in range(n):
+        i = sigmoid(ai[k] + bi[k])
+        f = sigmoid(af[k] + bf[k])
+        g = tanh(ag[k] + bg[k])
+        o = sigmoid(ao[k] + bo[k])
+        c_k = f * c_[k] + i * g                                      # c = f c_prev + i g
+        c_[k] = c_k
+        oq[k] = o * tanh(c_k)                                        # h = o tanh(c)
+
+
+@_inline
 def lstm_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, c, lengths, keep, out, h_prevs, c_prevs, tcs, hps,
                       zeros, fused):
     P, H, m = hps.shape[0], h_prev.shape[1], part_width(edges)
@@ -691,6 +704,9 @@ def lstm_forward_rows(b0, b1, t, xp, bp, edges, h_prev, h_next, c, lengths, keep
                 hi, hf, hg, ho = gate_blocks(hps[q, b], m, 4)
             bi, bf, bg, bo = gate_blocks(bp[q], m, 4)
             c_, tc_, oq = c[b, j0:j1], tcb[j0:j1], o_[j0:j1]
+            if fused and not keep:
+                lstm_cell(n, ai, af, ag, ao, bi, bf, bg, bo, c_, oq)
+                continue
             for k in range(n):
                 ai[k] = sigmoid(ai[k] + hi[k] + bi[k])
             for k in range(n):
