@@ -719,8 +719,9 @@ def lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths,
         product_part(q, P, x[t], hs[s % 2], Wk, hps)
     else:
         b0, b1 = rows(q, P, hs.shape[1])
-        lstm_forward_rows(b0, b1, t, xp, bp, edges, hs[s % 2], hs[(s + 1) % 2], c, lengths, keep, out, h_prevs, c_prevs,
-                          tcs, hps, zeros, x.shape[2] > 0)
+        h_prev, h_next = hs[s % 2], hs[(s + 1) % 2]
+        for b in range(b0, b1):                  # timing only: no gates, the state copied on
+            h_next[b] = h_prev[b]
 
 
 @_twins
