@@ -37,6 +37,9 @@ except ImportError:
     numba = None
 
 ENABLED = numba is not None
+if ENABLED:                                  # timing only: every vectorized loop two vectors a pass
+    import llvmlite.binding as _llvm
+    _llvm.set_option("", "-force-vector-interleave=2")
 
 FAST = dict(fastmath=True, error_model="numpy", nogil=True)
 OPTIONS = dict(cache=True, **FAST)
