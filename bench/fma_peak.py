@@ -103,8 +103,8 @@ def main(argv=None):
     print(f"one core alone: {core_peak(args.rounds, args.passes):.1f}")
     each = cores_peak(args.rounds, args.passes)
     print(f"{len(each)} cores at once: {', '.join(f'{g:.1f}' for g in each)}; together {sum(each):.1f}")
-    defaults = args.rounds == 7 and args.passes == 20_000_000
-    print("reproduce: python bench/fma_peak.py" + ("" if defaults else f" --rounds {args.rounds} --passes {args.passes}"))
+    options = "" if (args.rounds, args.passes) == (7, 20_000_000) else f" --rounds {args.rounds} --passes {args.passes}"
+    print("reproduce: python bench/fma_peak.py" + options)
 
 
 if __name__ == "__main__":

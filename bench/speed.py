@@ -34,8 +34,9 @@ two GFLOP/s over the ceiling, and the column beside it torch's. Beside the ceili
 no product can pass: the cores' float32 multiply-add peak, every core at once, timed by
 bench/fma_peak.py in its own processes next to each ceiling (the best of those timings). For
 every ratio below 1.0 a line says how close each library came to the ceiling there, and to that
-peak (where both are near it, neither can pull ahead), and each round's ratio (the libraries' turns in a round are next to each other, so rounds
-on both sides of 1.0 point to a tie that the machine's load decided). A line counts the
+peak (where both are near it, neither can pull ahead), and each round's ratio (the libraries'
+turns in a round are next to each other, so rounds on both sides of 1.0 point to a tie that the
+machine's load decided). A line counts the
 configurations where rnnkit's training-step memory is at most PyTorch's, from the unrounded
 figures, and names, to two decimals, each where it is not. Both libraries use their default
 thread counts.
