@@ -78,15 +78,11 @@ def _timed(run, passes):
     return time.perf_counter() - t0
 
 
-def _core_peak_args(args):
-    return core_peak(*args)
-
-
 def cores_peak(rounds=7, passes=20_000_000):
     """core_peak on every core at once, one fresh process each: their GFLOP/s."""
     cores = os.cpu_count() or 1
     with multiprocessing.get_context("spawn").Pool(cores) as pool:
-        return pool.map(_core_peak_args, [(rounds, passes)] * cores)
+        return pool.starmap(core_peak, [(rounds, passes)] * cores)
 
 
 def main(argv=None):
