@@ -220,9 +220,23 @@ def _tile_source(name, rows, panel_count=1, prefetching=False):
     five of these shapes and 0.995 at (20, 0, 650, 650). Not in the tile of one row by WIDE panels
     (0.720 at (1, 64, 192, 512): eight more loads a k beside its eight FMAs), nor in the tiles that
     prefetch for L2 (0.903-0.968 at (20, 0, 650, 1300), (20, 0, 650, 2600) and (20, 0, 2600, 650))."""
+    acc, sums = sums_source(rows, panel_count, prefetching)
+    lines = [f"def {name}(X, A, Wk, C, i0, jp, k0, k1, add{', flat, pf0, step' if prefetching else ''}):"] + sums
+    for op in ("+=", "="):
+        lines.append("    if add:" if op == "+=" else "    else:")
+        for r in range(rows):
+            for p in range(panel_count):
+                lines.append(f"        c = C[i0 + {r}, (jp + {p}) * {V}:(jp + {p + 1}) * {V}]")
+                lines += [f"        c[{v}] {op} {acc[r][p][v]}" for v in range(V)]
+    return "\n".join(lines)
+
+
+def sums_source(rows, panel_count=1, prefetching=False):
+    """The names of a tile's sums, acc[r][p][v] for row i0 + r and column v of panel jp + p, and
+    the lines of Python source that compute them (see _tile_source), from X, A, Wk, i0, jp, k0 and
+    k1 (and, prefetching, flat, pf0 and step)."""
     acc = [[[f"c{r}_{p}_{v}" for v in range(V)] for p in range(panel_count)] for r in range(rows)]
-    lines = [f"def {name}(X, A, Wk, C, i0, jp, k0, k1, add{', flat, pf0, step' if prefetching else ''}):",
-             "    zero = A.dtype.type(0)",
+    lines = ["    zero = A.dtype.type(0)",
              "    K0 = X.shape[1]"]
     if prefetching:
         lines += ["    line = LINE // Wk.itemsize", "    done = 0"]
@@ -242,17 +256,11 @@ def _tile_source(name, rows, panel_count=1, prefetching=False):
         lines += [f"        {acc[r][p][v]} += a{r} * w{p}[{v}]"
                   for r in range(rows) for p in range(panel_count) for v in range(V)]
         lines += ["    done += n"] if prefetching else []
-    for op in ("+=", "="):
-        lines.append("    if add:" if op == "+=" else "    else:")
-        for r in range(rows):
-            for p in range(panel_count):
-                lines.append(f"        c = C[i0 + {r}, (jp + {p}) * {V}:(jp + {p + 1}) * {V}]")
-                lines += [f"        c[{v}] {op} {acc[r][p][v]}" for v in range(V)]
-    return "\n".join(lines)
+    return acc, lines
 
 
 @contextlib.contextmanager
-def _straight_line_vectorizer():
+def straight_line_vectorizer():
     """LLVM's SLP vectorizer on and its loop vectorizer off, for what compiles inside."""
     config = numba.core.config
     saved = config.SLP_VECTORIZE, config.LOOP_VECTORIZE
@@ -284,7 +292,7 @@ def tile_scope():
 def build_tile(f):
     """A tile's source compiled as gemm runs it: without Numba's reference counts (see whole_panels)
     and without its SSA pass (rnnkit.jit.WithoutSSA); compiled on its first call, or for a
-    signature, under _straight_line_vectorizer."""
+    signature, under straight_line_vectorizer."""
     return numba.njit(_nrt=False, pipeline_class=WithoutSSA, **FAST)(f)
 
 
@@ -445,6 +453,6 @@ def compiled(dtype=np.float32):
         t = numba.from_dtype(dtype)
         signature = numba.void(numba.types.Array(t, 2, "A"), numba.types.Array(t, 2, "A"),
                                numba.types.Array(t, 3, "C"), numba.types.Array(t, 2, "C"))
-        with _straight_line_vectorizer():
+        with straight_line_vectorizer():
             _compiled[dtype] = numba.njit([signature], cache=True, **FAST)(gemm)
     return _compiled[dtype]

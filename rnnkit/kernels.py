@@ -170,15 +170,17 @@ def packing_parts(P, B, W_hh, I=0):
     return P
 
 
-def forward_weights(W_hh, b_hh, P, buffer, W_ih=None, b_ih=None):
+def forward_weights(W_hh, b_hh, P, buffer, W_ih=None, b_ih=None, layout=forward_layout):
     """edges, Wk and bp: each part's gate rows of W_hh, its m units per gate side by side (zero
     rows where a part has fewer), transposed and packed for rnnkit.gemm into Wk (P, NP, H, V) in
     buffer, for hp = h_prev @ W_hh[rows].T; and the same rows of b_hh in bp (P, G*m).
     With W_ih (GH, I), the step's product takes the input too: Wk (P, NP, I + H, V) packs the
-    same rows of [W_ih, W_hh].T, for hp = [x, h_prev] @ [W_ih, W_hh][rows].T, and bp adds b_ih."""
+    same rows of [W_ih, W_hh].T, for hp = [x, h_prev] @ [W_ih, W_hh][rows].T, and bp adds b_ih.
+    layout(GH, H, P) gives edges, the columns to pack, the rows and which are real: forward_layout's
+    order, or another (rnnkit.cell_tile's)."""
     GH, H = W_hh.shape
     I = 0 if W_ih is None else W_ih.shape[1]
-    edges, cols, rows, real = forward_layout(GH, H, P)
+    edges, cols, rows, real = layout(GH, H, P)
     shape = packed.packed_shape(P, I + H, cols.shape[1])
     Wk = packed.packed_in(buffer, shape)
     if I:
@@ -277,6 +279,14 @@ if ENABLED:
     jit = numba.njit(**OPTIONS)
     inline = numba.njit(inline="always", **OPTIONS)
 
+    # float32's tanh, Eigen's rational approximation: x P(x^2) / Q(x^2) on [-TANH_LIM, TANH_LIM]
+    TANH_LIM = np.float32(7.90531110763549805)      # tanh(TANH_LIM) rounds to 1 in float32
+    TANH_P = tuple(np.float32(a) for a in (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11,
+                                           5.12229709037114e-08, 1.48572235717979e-05, 6.37261928875436e-04,
+                                           4.89352455891786e-03))
+    TANH_Q = tuple(np.float32(a) for a in (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03,
+                                           4.89352518554385e-03))
+
     def tanh(x):
         return np.tanh(x)
 
@@ -284,20 +294,19 @@ if ENABLED:
     def _tanh(x):
         if x == numba.types.float32:
             def tanh32(x):
-                lim = np.float32(7.90531110763549805)      # tanh(lim) rounds to 1 in float32
-                x = min(max(x, -lim), lim)
+                x = min(max(x, -TANH_LIM), TANH_LIM)
                 x2 = x * x
-                p = np.float32(-2.76076847742355e-16)
-                p = p * x2 + np.float32(2.00018790482477e-13)
-                p = p * x2 + np.float32(-8.60467152213735e-11)
-                p = p * x2 + np.float32(5.12229709037114e-08)
-                p = p * x2 + np.float32(1.48572235717979e-05)
-                p = p * x2 + np.float32(6.37261928875436e-04)
-                p = p * x2 + np.float32(4.89352455891786e-03)
-                q = np.float32(1.19825839466702e-06)
-                q = q * x2 + np.float32(1.18534705686654e-04)
-                q = q * x2 + np.float32(2.26843463243900e-03)
-                q = q * x2 + np.float32(4.89352518554385e-03)
+                p = TANH_P[0]
+                p = p * x2 + TANH_P[1]
+                p = p * x2 + TANH_P[2]
+                p = p * x2 + TANH_P[3]
+                p = p * x2 + TANH_P[4]
+                p = p * x2 + TANH_P[5]
+                p = p * x2 + TANH_P[6]
+                q = TANH_Q[0]
+                q = q * x2 + TANH_Q[1]
+                q = q * x2 + TANH_Q[2]
+                q = q * x2 + TANH_Q[3]
                 return x * p / q
             return tanh32
         return lambda x: np.tanh(x)
@@ -517,7 +526,7 @@ def unclaimed_block(sync):
 
 
 @_inline
-def first(sync, p, T, alone):
+def first(sync, p, alone):
     """Thread p's first (block, phase, task); the task is -1 when it has nothing to do. Where threads
     work alone, its own block of rows, claimed, unless a thread that finished early has taken it; a
     thread that works alone needs no other: its task in every phase is its block. Where they split
@@ -526,32 +535,32 @@ def first(sync, p, T, alone):
     p = np.int64(p)
     if alone:
         b = p if claim(sync, 0, p) else unclaimed_block(sync)
-        return b, 0, (b if T > 0 else np.int64(-1))
+        return b, 0, (b if sync.shape[0] > 1 else np.int64(-1))
     atomics.fetch_add(sync[sync.shape[0] - 1], 0, 1)                  # started
-    return own_from(sync, p, 0, T)
+    return own_from(sync, p, 0)
 
 
 @_inline
-def after(sync, b, k, T, alone):
+def after(sync, b, k, alone):
     """The (block, phase, task) after a task of phase k in block b; the task is -1 when the thread
     is done. Where threads split the units, count the task done, then take one left unclaimed in
     phase k, or, once it is done, the thread's own in a later phase."""
     if alone:
-        if k + 1 < 2 * T:
+        if k + 1 < sync.shape[0] - 1:
             return b, k + 1, b
         b = unclaimed_block(sync)
         return b, 0, b
     row = sync[k]
     atomics.fetch_add(row, row.shape[0] - 1, 1)
     q = wait_or_steal(sync, k)
-    return (b, k, q) if q >= 0 else own_from(sync, b, k + 1, T)
+    return (b, k, q) if q >= 0 else own_from(sync, b, k + 1)
 
 
 @_inline
-def own_from(sync, p, k, T):
+def own_from(sync, p, k):
     """(p, phase, task): from phase k on, part p's own task in the first phase that has one left for
     it (where p started late, the others may have done its tasks of the phases before), or -1."""
-    while k < 2 * T:
+    while k < sync.shape[0] - 1:
         q = own_or_left(sync, k, p)
         if q >= 0:
             return p, k, q
@@ -616,11 +625,11 @@ def rnn_forward(xp, x, Wk, bp, edges, h, lengths, reverse, relu, keep, out, h_pr
     hps, hs, zeros = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, T, alone)
+        b, k, q = first(sync, p, alone)
         while q >= 0:
             rnn_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, lengths, relu, keep, out, h_prevs, hps,
                              zeros)
-            b, k, q = after(sync, b, k, T, alone)
+            b, k, q = after(sync, b, k, alone)
     h[:] = hs[T % 2]
 
 
@@ -661,10 +670,10 @@ def rnn_backward(saved, Wk, edges, dout, dh, lengths, reverse, relu, sums, sync)
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, T, alone)
+        b, k, q = first(sync, p, alone)
         while q >= 0:
             rnn_backward_task(k, q, P, T, reverse, saved, Wk, edges, dout, dh, lengths, relu, dhs, sums)
-            b, k, q = after(sync, b, k, T, alone)
+            b, k, q = after(sync, b, k, alone)
 
 
 # --- LSTM: saved = [i, f, g, o] over xp, tanh(c) and c_prev beside -------------------------------
@@ -733,11 +742,11 @@ def lstm_forward(xp, x, Wk, bp, edges, h, c, lengths, reverse, keep, out, h_prev
     hps, hs, zeros = forward_scratch(Wk, h)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, T, alone)
+        b, k, q = first(sync, p, alone)
         while q >= 0:
             lstm_forward_task(k, q, P, T, reverse, xp, x, Wk, bp, edges, hs, c, lengths, keep, out, h_prevs,
                               c_prevs, tcs, hps, zeros)
-            b, k, q = after(sync, b, k, T, alone)
+            b, k, q = after(sync, b, k, alone)
     h[:] = hs[T % 2]
 
 
@@ -784,11 +793,11 @@ def lstm_backward(saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, reverse
     dhs = np.empty((Wk.shape[0], B, Wk.shape[1] * Wk.shape[3]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, T, alone)
+        b, k, q = first(sync, p, alone)
         while q >= 0:
             lstm_backward_task(k, q, P, T, reverse, saved, tcs, c_prevs, Wk, edges, dout, dh, dc, lengths, dhs,
                                sums)
-            b, k, q = after(sync, b, k, T, alone)
+            b, k, q = after(sync, b, k, alone)
 
 
 # --- GRU: saved = [r, z, n] over xp, hp_n beside --------------------------------------------------
@@ -860,11 +869,11 @@ def gru_forward(xp, x, Wk, Wn, Wh, bp, edges, h, lengths, reverse, keep, out, h_
     hhs = np.empty_like(hns)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, T, alone)
+        b, k, q = first(sync, p, alone)
         while q >= 0:
             gru_forward_task(k, q, P, T, reverse, xp, x, Wk, Wn, Wh, bp, edges, hs, lengths, keep, out, h_prevs,
                              hp_ns, hps, hns, hhs, zeros)
-            b, k, q = after(sync, b, k, T, alone)
+            b, k, q = after(sync, b, k, alone)
     h[:] = hs[T % 2]
 
 
@@ -921,11 +930,11 @@ def gru_backward(saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, reverse, s
     direct = np.empty((B, dh.shape[1]), saved.dtype)
     P, alone = threads(Wk, sync)
     for p in prange(P):
-        b, k, q = first(sync, p, T, alone)
+        b, k, q = first(sync, p, alone)
         while q >= 0:
             gru_backward_task(k, q, P, T, reverse, saved, hp_ns, h_prevs, Wk, edges, dout, dh, lengths, dhs,
                               dhps, direct, sums)
-            b, k, q = after(sync, b, k, T, alone)
+            b, k, q = after(sync, b, k, alone)
 
 
 # --- a large product against packed weights (the input projection of all steps, dx) ------------

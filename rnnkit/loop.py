@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import gemm as packed
-from . import kernels, workspace
+from . import cell_tile, kernels, workspace
 from .products import matmul, product
 from .steps import GRUStep, LSTMStep, RNNStep
 from .workspace import FRESH
@@ -289,6 +289,11 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
     c_prevs = extra = None
     I = x.shape[2]
     parts = kernels.packing_parts(P, B, W_hh, I)
+    if isinstance(step, LSTMStep) and not keep and cell_tile.pays(I, B, H, P, parts, dt, lengths):
+        buffer = ws.flat(kernels.weights_size(W_hh, parts, I), dt)
+        cell_tile.forward(x, W_ih, b_ih, W_hh, b_hh, h, c, reverse, out, P, buffer)
+        ws.give_back(h_prevs, buffer, own_xp)
+        return out, h, c, None
     if isinstance(step, GRUStep) and I > 0:            # inference only (takes_input): it keeps no gates
         buffer = ws.flat(kernels.gru_input_size(H, parts, I), dt)
         edges, Wk, Wn, Wh, bp = kernels.gru_input_weights(W_ih, W_hh, b_ih, b_hh, parts, buffer)

@@ -17,10 +17,11 @@ WARM_WAIT = 900                          # seconds, at most, that a worker waits
 
 def warm_kernels(dtypes):
     """Compile the layer kernels for `dtypes` (RNN, LSTM and GRU; serial and threaded; forward,
-    backward and inference; the LSTM's cell too) into Numba's on-disk cache, by running small
-    layers through them. From nothing, one process took 465 s for float32: 185.1 s for rnnkit.gemm
+    backward and inference; the LSTM's cell, and its inference with the cell in the product's tiles
+    too) into Numba's on-disk cache, by running small layers through them. From nothing, one process took 465 s for float32: 185.1 s for rnnkit.gemm
     (its tiles), then 279.8 s for the three layers' kernels; gemm's tiles built without Numba's SSA
     pass (rnnkit.jit.WithoutSSA), 127.8 s (a throwaway timing)."""
+    from rnnkit import kernels
     rng = np.random.default_rng(0)
     for dtype in dtypes:
         for mode in ("LSTM", "GRU", "RNN"):
@@ -35,6 +36,12 @@ def warm_kernels(dtypes):
                         layer(x)
             if mode == "LSTM":
                 rnnkit.LSTMCell(5, 7, dtype=dtype)(x[0])
+        with pytest.MonkeyPatch.context() as monkeypatch:          # rnnkit.cell_tile's kernel, where it pays
+            split_on(monkeypatch, 2)
+            compile_every_call(monkeypatch)
+            monkeypatch.setattr(kernels, "ALONE_BYTES", 0)
+            with rnnkit.no_grad():
+                rnnkit.LSTM(5, 32, dtype=dtype)(rng.standard_normal((2, 32, 5)).astype(dtype))
 
 
 def split_on(monkeypatch, threads):
@@ -44,6 +51,13 @@ def split_on(monkeypatch, threads):
     monkeypatch.setattr(kernels, "MIN_WORK", 0)
     monkeypatch.setattr(kernels, "THREADS", threads)
     monkeypatch.setattr(kernels, "ADAPT", False)
+
+
+def compile_every_call(monkeypatch):
+    """The compiled loop for every call of a layer, however short (rnnkit.loop.compiled)."""
+    from rnnkit import loop
+    monkeypatch.setattr(loop, "SHORT_STEPS", dict.fromkeys(loop.SHORT_STEPS, 0))
+    monkeypatch.setattr(loop, "SHORT_ROWS", dict.fromkeys(loop.SHORT_ROWS, 0))
 
 
 def pytest_configure(config):

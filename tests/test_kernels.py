@@ -10,16 +10,11 @@ import rnnkit
 from rnnkit import gemm, kernels, loop, products, recurrent
 from rnnkit.gradcheck import relative_error
 
-from conftest import split_on, torch_twin
+from conftest import compile_every_call, split_on, torch_twin
 
 pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="Numba not available")
 CELLS = [("RNN", "tanh"), ("RNN", "relu"), ("LSTM", "tanh"), ("GRU", "tanh")]
 SHORT = loop.SHORT_STEPS, loop.SHORT_ROWS
-
-
-def compile_every_call(monkeypatch):
-    monkeypatch.setattr(loop, "SHORT_STEPS", dict.fromkeys(SHORT[0], 0))
-    monkeypatch.setattr(loop, "SHORT_ROWS", dict.fromkeys(SHORT[1], 0))
 
 
 @pytest.fixture(autouse=True)
@@ -405,13 +400,13 @@ def test_a_late_thread_takes_its_tasks_from_the_first_phase_left():
     late: part 0 does its own task of phase 0, then, part 1 not having started, takes over part 1's,
     then takes its own of phase 1. Part 1, starting now, finds phase 0 done and must take its own
     task of phase 1 (ending its walk there would leave part 0 waiting for it forever)."""
-    T, sync = 3, kernels.phases(3, 2)
-    taken = [kernels.first(sync, 0, T, False)]
+    sync = kernels.phases(3, 2)
+    taken = [kernels.first(sync, 0, False)]
     while taken[-1][1:] != (1, 0):
         b, k, q = taken[-1]
-        taken.append(kernels.after(sync, b, k, T, False))
+        taken.append(kernels.after(sync, b, k, False))
     assert taken == [(0, 0, 0), (0, 0, 1), (0, 1, 0)]
-    assert kernels.first(sync, 1, T, False) == (1, 1, 1)
+    assert kernels.first(sync, 1, False) == (1, 1, 1)
     assert sync[:2].tolist() == [[1, 1, 2], [1, 1, 0]] and sync[-1, 0] == 2    # claimed, done; both started
 
 

@@ -248,7 +248,7 @@ def test_tiles_compile_to_vector_instructions(rows, panels, prefetching):
     exec(gemm._tile_source("tile", rows, panels, prefetching), scope)
     tile = gemm.build_tile(scope["tile"])
     signature = tile_signature(prefetching)
-    with gemm._straight_line_vectorizer():
+    with gemm.straight_line_vectorizer():
         tile.compile(signature)
     tile.disable_compile()                         # the calls below run that build
     A, Wk = np.full((rows, 8), 2, np.float32), np.ones((panels, 8, gemm.V), np.float32)
@@ -276,7 +276,7 @@ def test_tiles_build_the_same_machine_code_without_ssa():
         scope = gemm.tile_scope()
         exec(gemm._tile_source("tile", 2), scope)
         tile = build(scope["tile"])
-        with gemm._straight_line_vectorizer():
+        with gemm.straight_line_vectorizer():
             tile.compile(tile_signature())
         asm = re.sub(r"_ZN[\w$.]+|\.L\w+", "NAME", tile.inspect_asm(tile_signature()))
         builds.append([line for line in asm.splitlines() if not line.lstrip().startswith((".file", ".ident"))])
@@ -295,7 +295,7 @@ def test_tiles_count_no_references():
     exec(gemm._tile_source("tile", 1), scope)
     counted = numba.njit(**gemm.FAST)(scope["tile"])
     for tile, counts in ((gemm.tile_1, False), (counted, True)):
-        with gemm._straight_line_vectorizer():
+        with gemm.straight_line_vectorizer():
             tile.compile(signature)
         asm = tile.inspect_asm(signature)
         assert ("NRT_incref" in asm and "NRT_decref" in asm) == counts
