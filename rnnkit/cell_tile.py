@@ -40,9 +40,9 @@ def pays(I, B, H, P, parts, dtype, lengths):
     (parts == P), on a CPU that runs paired tiles, with at least PAIRED_ROWS rows (the product's
     tiles there are paired) in whole tiles, float32, every part's units in whole groups, and no row
     padded (a padded row's state passes through, which the tile does not do)."""
-    return (ENABLED and packed.PAIRED_ROWS > 0 and I > 0 and 1 < P == parts and dtype == np.float32
-            and B >= packed.PAIRED_ROWS and B % ROWS == 0 and H % (GROUP * P) == 0
-            and lengths.min() == lengths.max())
+    return (ENABLED and packed.PAIRED_ROWS > 0 and I > 0 and 1 < P and dtype == np.float32
+            and lengths.min() == lengths.max() and H % (GROUP * parts) == 0
+            and (B >= packed.PAIRED_ROWS and B % ROWS == 0 if parts == P else B % (ROWS * P) == 0))
 
 
 @functools.lru_cache(maxsize=64)
@@ -92,13 +92,12 @@ def _source(name, rows):
     return "\n".join(lines)
 
 
-def cells(x_t, h_prev, Wq, bq, j0, j1, c, out_t):
-    """A part's step: for its units [j0, j1), group by group, every tile of rows's product against
+def cells(x_t, h_prev, Wq, bq, j0, j1, b0, b1, c, out_t):
+    """A task's step: for units [j0, j1), group by group, each tile of rows [b0, b1)'s product against
     the group's two panels of Wq and its cell, into c and out_t."""
-    B = h_prev.shape[0]
     for g in range((j1 - j0) // GROUP):
         b = bq[4 * GROUP * g:4 * GROUP * (g + 1)]
-        for i0 in range(0, B, ROWS):
+        for i0 in range(b0, b1, ROWS):
             tile(x_t, h_prev, Wq, 2 * g, i0, b, c, out_t, j0 + GROUP * g)
 
 
@@ -106,15 +105,18 @@ def lstm_inference(x, Wk, bp, edges, h, c, reverse, out, sync):
     """The LSTM forward in inference: x (T, B, I); Wk and bp packed in layout's order; h, c (B, H)
     h0, c0 in and h_n, c_n out; out (T, B, H). On sync's P threads, one phase a step (P + 1
     columns, T + 1 rows: rnnkit.kernels.first and after)."""
-    T = out.shape[0]
-    P = sync.shape[1] - 1
+    T, B = out.shape[0], out.shape[1]
+    P, alone = kernels.threads(Wk, sync)
     for p in prange(P):
-        b, k, q = kernels.first(sync, p, False)
+        b, k, q = kernels.first(sync, p, alone)
         while q >= 0:
             t = kernels.order(k, T, reverse)
             h_prev = h if k == 0 else out[kernels.order(k - 1, T, reverse)]
-            cells(x[t], h_prev, Wk[q], bp[q], edges[q], edges[q + 1], c, out[t])
-            b, k, q = kernels.after(sync, b, k, False)
+            part, b0, b1 = q, 0, B                               # split: part q's units, every row
+            if alone:                                              # alone: block q's rows, every unit
+                part, (b0, b1) = 0, kernels.rows(q, P, B)
+            cells(x[t], h_prev, Wk[part], bp[part], edges[part], edges[part + 1], b0, b1, c, out[t])
+            b, k, q = kernels.after(sync, b, k, alone)
     if T > 0:
         h[:] = out[kernels.order(T - 1, T, reverse)]
 
@@ -127,11 +129,11 @@ if ENABLED:
     lstm_inference = numba.njit(parallel=ONLY_PRANGE, **OPTIONS)(lstm_inference)
 
 
-def forward(x, W_ih, b_ih, W_hh, b_hh, h, c, reverse, out, P, buffer):
+def forward(x, W_ih, b_ih, W_hh, b_hh, h, c, reverse, out, P, parts, buffer):
     """out (T, B, H) = the LSTM's outputs for x (T, B, I) from h and c (B, H), which become h_n and
-    c_n, on P threads, where pays: [W_ih, W_hh] packed into buffer (rnnkit.kernels.weights_size
-    values)."""
-    edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, P, buffer, W_ih, b_ih, layout)
+    c_n, on P threads, where pays: [W_ih, W_hh] packed in `parts` parts (rnnkit.kernels.packing_parts)
+    into buffer (rnnkit.kernels.weights_size values)."""
+    edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih, layout)
     sync = np.zeros((x.shape[0] + 1, P + 1), np.int64)          # one phase a step
     with packed.straight_line_vectorizer():                    # the tile's build, where it compiles
         lstm_inference(x, Wk, bp, edges, h, c, reverse, out, sync)

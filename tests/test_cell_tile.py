@@ -27,20 +27,21 @@ def lstm_reference(x, W_ih, b_ih, W_hh, b_hh, h, c, reverse):
     return out, h, c
 
 
-@pytest.mark.parametrize("P,H", [(2, 64), (3, 96), (2, 32)])
+@pytest.mark.parametrize("P,parts,H", [(2, 2, 64), (3, 3, 96), (2, 2, 32), (2, 1, 32), (3, 1, 48)])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_cells_in_the_tiles_equal_the_equations(P, H, reverse):
-    """The kernel on P threads (each part's units whole groups), from h0 and c0 not zero, forward and
-    reverse: its outputs, h_n and c_n against the equations in float64."""
-    T, B, I = 7, 8, 24
-    rng = np.random.default_rng(P * H + reverse)
+def test_cells_in_the_tiles_equal_the_equations(P, parts, H, reverse):
+    """The kernel on P threads, which split the units (parts == P: each part's units whole groups)
+    or each work alone on a block of rows (one part), from h0 and c0 not zero, forward and reverse:
+    its outputs, h_n and c_n against the equations in float64."""
+    T, B, I = 7, 4 * P, 24
+    rng = np.random.default_rng(P * H + parts + reverse)
     W_ih, W_hh = (rng.uniform(-0.3, 0.3, (4 * H, n)).astype(np.float32) for n in (I, H))
     b_ih, b_hh = (rng.uniform(-0.5, 0.5, 4 * H).astype(np.float32) for _ in range(2))
     x = rng.standard_normal((T, B, I)).astype(np.float32)
     h0, c0 = (rng.standard_normal((B, H)).astype(np.float32) for _ in range(2))
     h, c, out = h0.copy(), c0.copy(), np.empty((T, B, H), np.float32)
-    buffer = np.empty(kernels.weights_size(W_hh, P, I), np.float32)
-    cell_tile.forward(x, W_ih, b_ih, W_hh, b_hh, h, c, reverse, out, P, buffer)
+    buffer = np.empty(kernels.weights_size(W_hh, parts, I), np.float32)
+    cell_tile.forward(x, W_ih, b_ih, W_hh, b_hh, h, c, reverse, out, P, parts, buffer)
     want = lstm_reference(x, W_ih, b_ih, W_hh, b_hh, h0, c0, reverse)
     for got, expected in zip((out, h, c), want):
         assert np.abs(got - expected).max() < 2e-6
@@ -60,13 +61,16 @@ def test_groups_put_each_units_four_gates_side_by_side():
 
 
 def test_where_it_pays(monkeypatch):
-    """Threads that split the units, whole tiles of rows, whole groups of units, float32, no padding."""
+    """Threads that split the units (at least PAIRED_ROWS rows) or work alone on their rows, whole
+    tiles of rows, whole groups of units, float32, no padding."""
     monkeypatch.setattr(gemm, "PAIRED_ROWS", 32)
     full, padded = np.full(32, 100), np.r_[np.full(31, 100), 60]
     assert cell_tile.pays(256, 32, 256, 2, 2, np.float32, full)
     assert cell_tile.pays(512, 64, 512, 2, 2, np.float32, np.full(64, 100))
+    assert cell_tile.pays(128, 32, 128, 2, 1, np.float32, full)           # threads alone on their rows
+    assert cell_tile.pays(64, 16, 64, 2, 1, np.float32, full[:16])
     assert not cell_tile.pays(0, 32, 256, 2, 2, np.float32, full)         # the input projected apart
-    assert not cell_tile.pays(256, 32, 256, 2, 1, np.float32, full)       # threads alone on their rows
+    assert not cell_tile.pays(128, 20, 128, 2, 1, np.float32, full[:20])  # blocks of 10 rows
     assert not cell_tile.pays(256, 32, 256, 1, 1, np.float32, full)       # one thread
     assert not cell_tile.pays(256, 32, 256, 2, 2, np.float64, full)
     assert not cell_tile.pays(256, 20, 256, 2, 2, np.float32, full[:20])  # fewer rows than paired tiles
