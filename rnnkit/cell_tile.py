@@ -42,7 +42,7 @@ def pays(I, B, H, P, parts, dtype, lengths):
     padded (a padded row's state passes through, which the tile does not do)."""
     return (ENABLED and packed.PAIRED_ROWS > 0 and I > 0 and 1 < P and dtype == np.float32
             and lengths.min() == lengths.max() and H % (GROUP * parts) == 0
-            and (B >= packed.PAIRED_ROWS and B % ROWS == 0 if parts == P else B % (ROWS * P) == 0))
+            and B % (ROWS * (1 if parts == P else P)) == 0)
 
 
 @functools.lru_cache(maxsize=64)
