@@ -18,7 +18,18 @@ it compiled in 51 s, written out in 11.5 s (a throwaway timing), to the same mac
 four rows make four cells at once, so their chains of dependent operations overlap each other and
 the next tile's products, where the gate loops of a pass of their own ran one chain at a time.
 
-Measured on two cores of an AMD EPYC (Zen 5): see bench/SPEED.md, session 51.
+On two cores of an AMD EPYC (Zen 5), each revision against the one before, in one process
+(`python bench/compare.py BASE NEW --in-process --modes LSTM --sizes ... --rounds 9 --repeats 7`;
+medians of the rounds' ratios base/new, quartiles in brackets; bench/SPEED.md, session 51):
+- threads that split the units, 32 rows or more (02114be against fe3f187): inference 1.046
+  (1.029-1.055) at (T, B, I, H) = (100, 32, 256, 256), 1.018 (1.010-1.060) at (100, 64, 512, 512);
+- threads alone on their rows as well (fe3f187 against 7aadc5f): 1.111 (1.080-1.161) at (100, 32,
+  128, 128), 1.196 (1.181-1.216) at (50, 16, 64, 64);
+- split, fewer than 32 rows as well (7aadc5f against e84363c): 1.048 (1.017-1.167) at (100, 16,
+  256, 256), 1.077 (1.049-1.083) at (100, 20, 512, 512).
+rnnkit.gemm's own paired tile into a scratch of the tile's rows, then the cell in a loop of its
+own, vectorized over the GROUP units, ran only 1.006 as fast as the kernels' gate phase (a
+throwaway copy): there the loop ran one row at a time.
 """
 from __future__ import annotations
 
@@ -35,14 +46,15 @@ ROWS = packed.PAIR_R
 
 
 def pays(I, B, H, P, parts, dtype, lengths):
-    """Whether a compiled LSTM inference forward of B rows (lengths (B,) of T steps each) takes this
-    way: with its input inside each step's product (I > 0), on P > 1 threads that split the units
-    (parts == P), on a CPU that runs paired tiles, with at least PAIRED_ROWS rows (the product's
-    tiles there are paired) in whole tiles, float32, every part's units in whole groups, and no row
-    padded (a padded row's state passes through, which the tile does not do)."""
+    """Whether a compiled LSTM inference forward of B rows (lengths (B,), their steps) takes this
+    way: with its input inside each step's product (I > 0), on P > 1 threads, which split the units
+    (parts == P) or each work alone on a block of rows (parts == 1, rnnkit.kernels.packing_parts),
+    on a CPU that runs paired tiles (rnnkit.gemm.PAIRED_ROWS), in float32, with whole tiles of rows
+    in each thread's block, whole groups of units in each part, and no row padded (a padded row's
+    state passes through, which the tile does not do)."""
     return (ENABLED and packed.PAIRED_ROWS > 0 and I > 0 and 1 < P and dtype == np.float32
-            and lengths.min() == lengths.max() and H % (GROUP * parts) == 0
-            and B % (ROWS * (1 if parts == P else P)) == 0)
+            and B % (ROWS * (1 if parts == P else P)) == 0 and H % (GROUP * parts) == 0
+            and lengths.min() == lengths.max())
 
 
 @functools.lru_cache(maxsize=64)

@@ -61,35 +61,37 @@ def test_groups_put_each_units_four_gates_side_by_side():
 
 
 def test_where_it_pays(monkeypatch):
-    """Threads that split the units (at least PAIRED_ROWS rows) or work alone on their rows, whole
-    tiles of rows, whole groups of units, float32, no padding."""
+    """Threads that split the units or work alone on their rows, whole tiles of rows in each thread's
+    block, whole groups of units in each part, float32, no padding."""
     monkeypatch.setattr(gemm, "PAIRED_ROWS", 32)
     full, padded = np.full(32, 100), np.r_[np.full(31, 100), 60]
     assert cell_tile.pays(256, 32, 256, 2, 2, np.float32, full)
-    assert cell_tile.pays(512, 64, 512, 2, 2, np.float32, np.full(64, 100))
+    assert cell_tile.pays(512, 20, 512, 2, 2, np.float32, full[:20])      # tiles of 4 rows, 5 of them
     assert cell_tile.pays(128, 32, 128, 2, 1, np.float32, full)           # threads alone on their rows
     assert cell_tile.pays(64, 16, 64, 2, 1, np.float32, full[:16])
     assert not cell_tile.pays(0, 32, 256, 2, 2, np.float32, full)         # the input projected apart
-    assert not cell_tile.pays(128, 20, 128, 2, 1, np.float32, full[:20])  # blocks of 10 rows
     assert not cell_tile.pays(256, 32, 256, 1, 1, np.float32, full)       # one thread
     assert not cell_tile.pays(256, 32, 256, 2, 2, np.float64, full)
-    assert not cell_tile.pays(256, 20, 256, 2, 2, np.float32, full[:20])  # fewer rows than paired tiles
     assert not cell_tile.pays(256, 34, 256, 2, 2, np.float32, np.full(34, 100))  # a tile of 2 rows
-    assert not cell_tile.pays(650, 32, 650, 2, 2, np.float32, full)       # 325 units a part
+    assert not cell_tile.pays(128, 20, 128, 2, 1, np.float32, full[:20])  # blocks of 10 rows
+    assert not cell_tile.pays(650, 20, 650, 2, 2, np.float32, full[:20])  # 325 units a part
     assert not cell_tile.pays(256, 32, 256, 2, 2, np.float32, padded)
     monkeypatch.setattr(gemm, "PAIRED_ROWS", 0)
     assert not cell_tile.pays(256, 32, 256, 2, 2, np.float32, full)       # a CPU without paired tiles
 
 
 @pytest.mark.parametrize("lengths", [None, [6] * 31 + [4]])
-def test_a_layer_in_inference_takes_it_and_matches_torch(lengths, monkeypatch):
-    """A bidirectional LSTM in inference, each direction on two parts: the cell in the tiles where
-    the CPU runs paired tiles and no row is padded, the kernels' gate phase otherwise; PyTorch's
-    outputs either way (packed sequences where padded)."""
+@pytest.mark.parametrize("alone", [False, True])
+def test_a_layer_in_inference_takes_it_and_matches_torch(lengths, alone, monkeypatch):
+    """A bidirectional LSTM in inference, each direction on two threads, which split the units or
+    work alone on their rows: the cell in the tiles where the CPU runs paired tiles and no row is
+    padded, the kernels' gate phase otherwise; PyTorch's outputs either way (packed sequences where
+    padded)."""
     torch = pytest.importorskip("torch")
     split_on(monkeypatch, 2)
     compile_every_call(monkeypatch)
-    monkeypatch.setattr(kernels, "ALONE_BYTES", 0)                      # the threads split the units
+    if not alone:
+        monkeypatch.setattr(kernels, "ALONE_BYTES", 0)
     monkeypatch.setattr(recurrent, "DIRECTIONS_AT_ONCE", False)         # each direction on both parts
     calls = []
     monkeypatch.setattr(cell_tile, "forward", lambda *args, f=cell_tile.forward: calls.append(args[9]) or f(*args))
@@ -100,6 +102,7 @@ def test_a_layer_in_inference_takes_it_and_matches_torch(lengths, monkeypatch):
     with rnnkit.no_grad():
         out, (h_n, c_n) = layer.forward(x, (h0, c0), lengths)
     assert calls == ([2, 2] if gemm.PAIRED_ROWS and lengths is None else [])
+    assert kernels.packing_parts(2, 32, layer.params["weight_hh_l0"], 24) == (1 if alone else 2)
     twin, xt = torch_twin(layer), torch.from_numpy(x)
     if lengths is not None:
         xt = torch.nn.utils.rnn.pack_padded_sequence(xt, lengths, enforce_sorted=False)
