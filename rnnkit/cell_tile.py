@@ -1,22 +1,24 @@
 """The LSTM's inference step with its gates inside the product's tiles: the cell on the sums in registers.
 
-Where the compiled LSTM splits its hidden units between threads (rnnkit.kernels), each step makes
-the product [x_t, h_prev] @ [W_ih, W_hh].T, the threads meet, each does the gates of its block of
-batch rows, and they meet again. In inference, on a CPU that runs paired tiles (rnnkit.gemm: PAIR_R
-rows by two panels of V columns), this module does instead what oneDNN calls post-ops: each part's
-rows of [W_ih, W_hh] are packed in groups of GROUP units, a group's four gates side by side, so
-that a tile's two panels hold i and f, then g and o, of the same GROUP units. A tile's epilogue
-then makes, from its sums still in registers, the cell of those units in each of its rows:
+The compiled LSTM (rnnkit.kernels) makes each step's product [x_t, h_prev] @ [W_ih, W_hh].T, then,
+in a pass of its own over the product's output, the gates; where its threads split the hidden
+units, they meet between the two. In inference, on a CPU that runs paired tiles (rnnkit.gemm:
+PAIR_R rows by two panels of V columns), this module does instead what oneDNN calls post-ops:
+[W_ih, W_hh] is packed in groups of GROUP units, a group's four gates side by side, so that a
+tile's two panels hold i and f, then g and o, of the same GROUP units. A tile's epilogue then
+makes, from its sums still in registers, the cell of those units in each of its rows:
 
     c = sigmoid(f) c_prev + sigmoid(i) tanh(g),   h = sigmoid(o) tanh(c)
 
-writing c and h, and no gate pre-activations, to memory. Each thread does its own units in every
-row, and the threads meet once a step, where h is whole. The tile is generated Python, compiled
-with LLVM's straight-line vectorizer (as rnnkit.gemm's tiles), its tanh the kernels' float32 one
-(rnnkit.kernels.TANH_P, TANH_Q) written out in full: through the kernels' inlined tanh and sigmoid
-it compiled in 51 s, written out in 11.5 s (a throwaway timing), to the same machine code. Its
-four rows make four cells at once, so their chains of dependent operations overlap each other and
-the next tile's products, where the gate loops of a pass of their own ran one chain at a time.
+writing c and h, and no gate pre-activations, to memory. Where the threads split the units, each
+does its own units in every row, and they meet once a step, where h is whole; where each works
+alone on its block of rows (W small: rnnkit.kernels.packing_parts), it does every unit of its
+rows. The tile is generated Python, compiled with LLVM's straight-line vectorizer (as rnnkit.gemm's
+tiles), its tanh the kernels' float32 one (rnnkit.kernels.TANH_P, TANH_Q) written out in full:
+through the kernels' inlined tanh and sigmoid it compiled in 51 s, written out in 11.5 s, to the
+same vector instructions by count (throwaway timings and a look at the assembly). Its four rows
+make four cells at once, so their chains of dependent operations overlap each other and the next
+tile's products, where the gate loops of a pass of their own ran one chain at a time.
 
 On two cores of an AMD EPYC (Zen 5), each revision against the one before, in one process
 (`python bench/compare.py BASE NEW --in-process --modes LSTM --sizes ... --rounds 9 --repeats 7`;

@@ -266,7 +266,8 @@ def run_input(step, x, W_ih, b_ih, W_hh, b_hh, h0, c0, mask, reverse, keep=True,
 
 
 def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=None, W_ih=None, b_ih=None):
-    """The compiled loop, from xp; or, where takes_input, from x (T, B, I), W_ih and b_ih, with xp None."""
+    """The compiled loop, from xp; or, where takes_input, from x (T, B, I), W_ih and b_ih, with xp None.
+    The LSTM's inference from x goes to rnnkit.cell_tile where that pays (its cell in the product's tiles)."""
     H, dt = h0.shape[1], h0.dtype
     W_hh = np.ascontiguousarray(W_hh)
     GH = W_hh.shape[0]
