@@ -36,7 +36,6 @@ throwaway copy): there the loop ran one row at a time.
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
@@ -53,32 +52,22 @@ def pays(I, B, H, P, parts, dtype, lengths):
     way: with its input inside each step's product (I > 0), on P > 1 threads, which split the units
     (parts == P) or each work alone on a block of rows (parts == 1, rnnkit.kernels.packing_parts),
     on a CPU that runs paired tiles (rnnkit.gemm.PAIRED_ROWS), in float32, with whole tiles of rows
-    in each thread's block and no row padded (a padded row's state passes through, which the tile
-    does not do)."""
+    in each thread's block, whole groups of units in each part, and no row padded (a padded row's
+    state passes through, which the tile does not do)."""
     return (ENABLED and packed.PAIRED_ROWS > 0 and I > 0 and 1 < P and dtype == np.float32
-            and B % (ROWS * (1 if parts == P else P)) == 0 and lengths.min() == lengths.max())
+            and B % (ROWS * (1 if parts == P else P)) == 0 and H % (GROUP * parts) == 0
+            and lengths.min() == lengths.max())
 
 
 @functools.lru_cache(maxsize=64)
 def layout(GH, H, P):
     """rnnkit.kernels.forward_layout with each part's gate rows in groups of GROUP units, the four
-    gates' rows of a group side by side: i, f (one panel), g, o (the next); a part's last group
-    padded to GROUP units with rows that are not real (packed as zeros)."""
+    gates' rows of a group side by side: i, f (one panel), g, o (the next)."""
     edges, rows, real = kernels._gate_rows(GH, H, P)
     m = rows.shape[1] // 4
-    pad = ((0, 0), (0, 0), (0, -m % GROUP))                      # the last group's missing units: not real
-    rows = np.pad(rows.reshape(P, 4, m), pad, mode="edge")
-    real = np.pad(real.reshape(P, 4, m), pad)
-    groups = rows.shape[2] // GROUP
-    rows, real = (np.ascontiguousarray(a.reshape(P, 4, groups, GROUP).transpose(0, 2, 1, 3).reshape(P, -1))
-                  for a in (rows, real))
+    order = np.arange(4 * m).reshape(4, m // GROUP, GROUP).transpose(1, 0, 2).reshape(-1)
+    rows, real = np.ascontiguousarray(rows[:, order]), np.ascontiguousarray(real[:, order])
     return kernels._read_only(edges, packed.columns(rows, real), rows, real)
-
-
-def weights_size(W_hh, parts, I):
-    """Values that hold [W_ih, W_hh] packed in layout's order, in `parts` parts."""
-    GH, H = W_hh.shape
-    return math.prod(packed.packed_shape(parts, I + H, layout(GH, H, parts)[1].shape[1]))
 
 
 def _tanh_lines(y, x):
@@ -117,25 +106,13 @@ def _source(name, rows):
     return "\n".join(lines)
 
 
-def cells(x_t, h_prev, Wq, bq, j0, j1, b0, b1, c, out_t, edge):
+def cells(x_t, h_prev, Wq, bq, j0, j1, b0, b1, c, out_t):
     """A task's step: for units [j0, j1), group by group, each tile of rows [b0, b1)'s product against
-    the group's two panels of Wq and its cell, into c and out_t. A last group of fewer than GROUP
-    units goes through edge (2, B, GROUP), its c and h there, copied in and out around the tile."""
-    ce, he = edge[0], edge[1]
-    for g in range(-(-(j1 - j0) // GROUP)):
+    the group's two panels of Wq and its cell, into c and out_t."""
+    for g in range((j1 - j0) // GROUP):
         b = bq[4 * GROUP * g:4 * GROUP * (g + 1)]
-        u0 = j0 + GROUP * g
-        n = min(j1 - u0, GROUP)
         for i0 in range(b0, b1, ROWS):
-            if n == GROUP:
-                tile(x_t, h_prev, Wq, 2 * g, i0, b, c, out_t, u0)
-                continue
-            for i in range(i0, i0 + ROWS):
-                ce[i, :n] = c[i, u0:u0 + n]
-            tile(x_t, h_prev, Wq, 2 * g, i0, b, ce, he, u0 - u0)
-            for i in range(i0, i0 + ROWS):
-                c[i, u0:u0 + n] = ce[i, :n]
-                out_t[i, u0:u0 + n] = he[i, :n]
+            tile(x_t, h_prev, Wq, 2 * g, i0, b, c, out_t, j0 + GROUP * g)
 
 
 def lstm_inference(x, Wk, bp, edges, h, c, reverse, out, sync):
@@ -144,7 +121,6 @@ def lstm_inference(x, Wk, bp, edges, h, c, reverse, out, sync):
     columns, T + 1 rows: rnnkit.kernels.first and after)."""
     T, B = out.shape[0], out.shape[1]
     P, alone = kernels.threads(Wk, sync)
-    edge = np.zeros((P, 2, B, GROUP), out.dtype)                  # a task's short last group (cells)
     for p in prange(P):
         b, k, q = kernels.first(sync, p, alone)
         while q >= 0:
@@ -153,7 +129,7 @@ def lstm_inference(x, Wk, bp, edges, h, c, reverse, out, sync):
             part, b0, b1 = q, 0, B                               # split: part q's units, every row
             if alone:                                              # alone: block q's rows, every unit
                 part, (b0, b1) = 0, kernels.rows(q, P, B)
-            cells(x[t], h_prev, Wk[part], bp[part], edges[part], edges[part + 1], b0, b1, c, out[t], edge[q])
+            cells(x[t], h_prev, Wk[part], bp[part], edges[part], edges[part + 1], b0, b1, c, out[t])
             b, k, q = kernels.after(sync, b, k, alone)
     if T > 0:
         h[:] = out[kernels.order(T - 1, T, reverse)]
@@ -170,7 +146,7 @@ if ENABLED:
 def forward(x, W_ih, b_ih, W_hh, b_hh, h, c, reverse, out, P, parts, buffer):
     """out (T, B, H) = the LSTM's outputs for x (T, B, I) from h and c (B, H), which become h_n and
     c_n, on P threads, where pays: [W_ih, W_hh] packed in `parts` parts (rnnkit.kernels.packing_parts)
-    into buffer (weights_size values)."""
+    into buffer (rnnkit.kernels.weights_size values)."""
     edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih, layout)
     sync = np.zeros((x.shape[0] + 1, P + 1), np.int64)          # one phase a step
     with packed.straight_line_vectorizer():                    # the tile's build, where it compiles

@@ -291,7 +291,7 @@ def fused_forward(step, xp, W_hh, b_hh, h0, c0, mask, reverse, keep, P, ws, x=No
     I = x.shape[2]
     parts = kernels.packing_parts(P, B, W_hh, I)
     if isinstance(step, LSTMStep) and not keep and cell_tile.pays(I, B, H, P, parts, dt, lengths):
-        buffer = ws.flat(cell_tile.weights_size(W_hh, parts, I), dt)
+        buffer = ws.flat(kernels.weights_size(W_hh, parts, I), dt)
         cell_tile.forward(x, W_ih, b_ih, W_hh, b_hh, h, c, reverse, out, P, parts, buffer)
         ws.give_back(h_prevs, buffer, own_xp)
         return out, h, c, None

@@ -27,13 +27,12 @@ def lstm_reference(x, W_ih, b_ih, W_hh, b_hh, h, c, reverse):
     return out, h, c
 
 
-@pytest.mark.parametrize("P,parts,H", [(2, 2, 64), (3, 3, 96), (2, 2, 40), (3, 3, 50), (2, 1, 32), (3, 1, 24)])
+@pytest.mark.parametrize("P,parts,H", [(2, 2, 64), (3, 3, 96), (2, 2, 32), (2, 1, 32), (3, 1, 48)])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_cells_in_the_tiles_equal_the_equations(P, parts, H, reverse):
-    """The kernel on P threads, which split the units (parts == P) or each work alone on a block of
-    rows (one part), with parts of whole groups of units and with a short last group (H = 40 on two
-    parts: 20 units each; 50 on three: 16, 17 and 17; 24 on one), from h0 and c0 not zero, forward
-    and reverse: its outputs, h_n and c_n against the equations in float64."""
+    """The kernel on P threads, which split the units (parts == P: each part's units whole groups)
+    or each work alone on a block of rows (one part), from h0 and c0 not zero, forward and reverse:
+    its outputs, h_n and c_n against the equations in float64."""
     T, B, I = 7, 4 * P, 24
     rng = np.random.default_rng(P * H + parts + reverse)
     W_ih, W_hh = (rng.uniform(-0.3, 0.3, (4 * H, n)).astype(np.float32) for n in (I, H))
@@ -41,33 +40,29 @@ def test_cells_in_the_tiles_equal_the_equations(P, parts, H, reverse):
     x = rng.standard_normal((T, B, I)).astype(np.float32)
     h0, c0 = (rng.standard_normal((B, H)).astype(np.float32) for _ in range(2))
     h, c, out = h0.copy(), c0.copy(), np.empty((T, B, H), np.float32)
-    buffer = np.empty(cell_tile.weights_size(W_hh, parts, I), np.float32)
+    buffer = np.empty(kernels.weights_size(W_hh, parts, I), np.float32)
     cell_tile.forward(x, W_ih, b_ih, W_hh, b_hh, h, c, reverse, out, P, parts, buffer)
     want = lstm_reference(x, W_ih, b_ih, W_hh, b_hh, h0, c0, reverse)
     for got, expected in zip((out, h, c), want):
         assert np.abs(got - expected).max() < 2e-6
 
 
-@pytest.mark.parametrize("H", [64, 40])
-def test_groups_put_each_units_four_gates_side_by_side(H):
-    """layout: per part, groups of GROUP units, i and f of a group in one panel, g and o in the next;
-    a part's short last group (H = 40: 20 units a part) padded with columns that are not real."""
-    P, G = 2, cell_tile.GROUP
+def test_groups_put_each_units_four_gates_side_by_side():
+    """layout: per part, groups of GROUP units, i and f of a group in one panel, g and o in the next."""
+    H, P, G = 64, 2, cell_tile.GROUP
     edges, cols, rows, real = cell_tile.layout(4 * H, H, P)
-    assert edges.tolist() == [0, H // 2, H] and rows.shape == real.shape == (P, 4 * G * -(-H // (2 * G)))
+    assert edges.tolist() == [0, 32, 64] and real.all()
     for p in range(P):
-        for g in range(rows.shape[1] // (4 * G)):
+        for g in range(32 // G):
             units = edges[p] + g * G + np.arange(G)
-            is_real = np.tile(units < edges[p + 1], 4)
-            group = slice(4 * G * g, 4 * G * (g + 1))
-            assert real[p, group].tolist() == is_real.tolist()
-            assert rows[p, group][is_real].tolist() == np.concatenate([gate * H + units for gate in range(4)])[is_real].tolist()
-    assert (cols[:, :rows.shape[1]] == np.where(real, rows, -1)).all()
+            group = rows[p, 4 * G * g:4 * G * (g + 1)]
+            assert group.tolist() == np.concatenate([gate * H + units for gate in range(4)]).tolist()
+    assert (cols[:, :rows.shape[1]] == rows).all()
 
 
 def test_where_it_pays(monkeypatch):
     """Threads that split the units or work alone on their rows, whole tiles of rows in each thread's
-    block, float32, no padding."""
+    block, whole groups of units in each part, float32, no padding."""
     monkeypatch.setattr(gemm, "PAIRED_ROWS", 32)
     full, padded = np.full(32, 100), np.r_[np.full(31, 100), 60]
     assert cell_tile.pays(256, 32, 256, 2, 2, np.float32, full)
@@ -79,7 +74,7 @@ def test_where_it_pays(monkeypatch):
     assert not cell_tile.pays(256, 32, 256, 2, 2, np.float64, full)
     assert not cell_tile.pays(256, 34, 256, 2, 2, np.float32, np.full(34, 100))  # a tile of 2 rows
     assert not cell_tile.pays(128, 20, 128, 2, 1, np.float32, full[:20])  # blocks of 10 rows
-    assert cell_tile.pays(650, 20, 650, 2, 2, np.float32, full[:20])      # 325 units a part: 20 groups and 5
+    assert not cell_tile.pays(650, 20, 650, 2, 2, np.float32, full[:20])  # 325 units a part
     assert not cell_tile.pays(256, 32, 256, 2, 2, np.float32, padded)
     monkeypatch.setattr(gemm, "PAIRED_ROWS", 0)
     assert not cell_tile.pays(256, 32, 256, 2, 2, np.float32, full)       # a CPU without paired tiles
