@@ -18,9 +18,10 @@ WARM_WAIT = 900                          # seconds, at most, that a worker waits
 def warm_kernels(dtypes):
     """Compile the layer kernels for `dtypes` (RNN, LSTM and GRU; serial and threaded; forward,
     backward and inference; the LSTM's cell, and its inference with the cell in the product's tiles
-    too) into Numba's on-disk cache, by running small layers through them. From nothing, one process took 465 s for float32: 185.1 s for rnnkit.gemm
-    (its tiles), then 279.8 s for the three layers' kernels; gemm's tiles built without Numba's SSA
-    pass (rnnkit.jit.WithoutSSA), 127.8 s (a throwaway timing)."""
+    too) into Numba's on-disk cache, by running small layers through them. From nothing, one process
+    took 465 s for float32: 185.1 s for rnnkit.gemm (its tiles), then 279.8 s for the three layers'
+    kernels; gemm's tiles built without Numba's SSA pass (rnnkit.jit.WithoutSSA), 127.8 s (a
+    throwaway timing)."""
     from rnnkit import kernels
     rng = np.random.default_rng(0)
     for dtype in dtypes:

@@ -1,5 +1,5 @@
-"""rnnkit.cell_tile: the LSTM's inference step with the cell in the product's tiles equals the LSTM's
-equations (float64 by NumPy), the kernels' own forward and PyTorch; the layer takes it where it pays."""
+"""rnnkit.cell_tile: the LSTM's inference with the cell in the product's tiles equals the LSTM's
+equations (float64, by NumPy) and PyTorch; a layer takes it where it pays."""
 import numpy as np
 import pytest
 
