@@ -117,8 +117,8 @@ def cells(x_t, h_prev, Wq, bq, j0, j1, b0, b1, c, out_t):
 
 def lstm_inference(x, Wk, bp, edges, h, c, reverse, out, sync):
     """The LSTM forward in inference: x (T, B, I); Wk and bp packed in layout's order; h, c (B, H)
-    h0, c0 in and h_n, c_n out; out (T, B, H). On sync's P threads, one phase a step (P + 1
-    columns, T + 1 rows: rnnkit.kernels.first and after)."""
+    h0, c0 in and h_n, c_n out; out (T, B, H). On sync's P threads, one phase a step
+    (rnnkit.kernels.phases with per_step=1; walked by rnnkit.kernels.first and after)."""
     T, B = out.shape[0], out.shape[1]
     P, alone = kernels.threads(Wk, sync)
     for p in prange(P):
@@ -148,6 +148,6 @@ def forward(x, W_ih, b_ih, W_hh, b_hh, h, c, reverse, out, P, parts, buffer):
     c_n, on P threads, where pays: [W_ih, W_hh] packed in `parts` parts (rnnkit.kernels.packing_parts)
     into buffer (rnnkit.kernels.weights_size values)."""
     edges, Wk, bp = kernels.forward_weights(W_hh, b_hh, parts, buffer, W_ih, b_ih, layout)
-    sync = np.zeros((x.shape[0] + 1, P + 1), np.int64)          # one phase a step
+    sync = kernels.phases(x.shape[0], P, per_step=1)
     with packed.straight_line_vectorizer():                    # the tile's build, where it compiles
         lstm_inference(x, Wk, bp, edges, h, c, reverse, out, sync)

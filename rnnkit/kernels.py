@@ -479,10 +479,11 @@ def threads(Wk, sync):
 STEAL_AFTER = 2000      # spins (about 50 us) waiting on a thread that has not started, before doing its task
 
 
-def phases(T, P):
-    """The meeting points of a sequence of T steps on P parts: per phase, a claim flag per task and
-    a count of those done; in the last row, a count of the threads that have started."""
-    return np.zeros((2 * T + 1, P + 1), np.int64)
+def phases(T, P, per_step=2):
+    """The meeting points of a sequence of T steps on P parts, per_step phases a step: per phase, a
+    claim flag per task and a count of those done; in the last row, a count of the threads that
+    have started."""
+    return np.zeros((per_step * T + 1, P + 1), np.int64)
 
 
 @_inline
